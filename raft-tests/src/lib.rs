@@ -1,0 +1,1 @@
+//! Simulation and fault tests of the replicated store (see issue 5).
