@@ -12,6 +12,7 @@
 //! - `quantity`: resource quantities (`100m`, `64Mi`) and IntOrString
 //! - `validation`: field errors and the name/label checks every type uses
 //! - `selector`: label and field selectors (parsing and matching)
+//! - `cron`: cron schedule parsing for CronJobs
 //! - `core`, `apps`, `batch`, `autoscaling`, `coordination`, `wasmk`: the resources
 //! - `registry`: the table of served resources and the dynamic adapter
 
@@ -20,6 +21,7 @@ pub mod autoscaling;
 pub mod batch;
 pub mod coordination;
 pub mod core;
+pub mod cron;
 pub mod meta;
 pub mod quantity;
 pub mod registry;
@@ -127,12 +129,13 @@ pub trait ApiObject: Resource {
         false
     }
 
-    /// Columns for `kubectl get` after NAME (NAME itself is added by the
-    /// server), e.g. READY, STATUS, RESTARTS, AGE for pods. AGE is included by
-    /// the type where kubectl shows it.
+    /// Columns for `kubectl get`, exactly as the Kubernetes API server's
+    /// table printer gives them, including Name (usually first, with
+    /// `format: "name"`) and Age where kubectl shows them. Priority 1 columns
+    /// appear only with `-o wide`.
     fn table_columns() -> Vec<TableColumn>;
 
-    /// Cells matching [`ApiObject::table_columns`] (without NAME). Ages are
+    /// Cells matching [`ApiObject::table_columns`], one per column. Ages are
     /// rendered relative to `now` as kubectl does (`5s`, `3m2s`, `4h`, `2d`).
     fn table_row(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<serde_json::Value>;
 
