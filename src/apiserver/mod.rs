@@ -1,1 +1,3 @@
 //! (filled in by its owner; see src/lib.rs)
+
+pub mod patch;
