@@ -364,7 +364,8 @@ mod tests {
 
     #[test]
     fn damaged_newest_falls_back_to_an_older_one() {
-        let damages: [(&str, fn(&Path)); 5] = [
+        type Damage = (&'static str, fn(&Path));
+        let damages: [Damage; 5] = [
             ("flipped data byte", |p| flip(p, 100)),
             ("flipped checksum", |p| flip(p, 1)),
             ("flipped header", |p| {
