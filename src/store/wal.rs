@@ -333,7 +333,9 @@ fn read_frame(bytes: &[u8], at: usize) -> Result<(Kind, &[u8], usize), &'static 
     }
     let kind = Kind::from_byte(rest[8]).ok_or("unknown record type")?;
     let len = le_u32(&rest[4..8]) as usize;
-    let end = FRAME_HEADER + len;
+    let end = FRAME_HEADER
+        .checked_add(len)
+        .ok_or("record length overflows")?;
     if rest.len() < end {
         return Err("record runs past the end of the file");
     }
@@ -509,7 +511,7 @@ impl Replay {
         }
         match (self.entries.first(), self.entries.last()) {
             (Some(first), Some(last)) => {
-                if e.index > last.index + 1 {
+                if e.index > last.index.saturating_add(1) {
                     return Err(format!(
                         "entry {} leaves a gap after entry {}",
                         e.index, last.index
@@ -522,7 +524,7 @@ impl Replay {
                 }
             }
             _ => {
-                if e.index != self.snapshot_index + 1 && !self.may_have_hole {
+                if e.index != self.snapshot_index.saturating_add(1) && !self.may_have_hole {
                     return Err(format!(
                         "entry {} does not follow the snapshot point {}",
                         e.index, self.snapshot_index
@@ -586,7 +588,7 @@ impl Replay {
 
     fn finish(self) -> Result<Recovered, String> {
         if let Some(first) = self.entries.first()
-            && first.index != self.snapshot_index + 1
+            && first.index != self.snapshot_index.saturating_add(1)
         {
             return Err(format!(
                 "entries {}..{} are missing: the snapshot point is {} but the log resumes at {}",
@@ -681,7 +683,7 @@ fn list_segments(wal_dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
     }
     found.sort();
     for pair in found.windows(2) {
-        if pair[1].0 != pair[0].0 + 1 {
+        if pair[0].0.checked_add(1) != Some(pair[1].0) {
             return Err(WalError::Inconsistent {
                 dir: wal_dir.to_path_buf(),
                 reason: format!(
@@ -882,10 +884,10 @@ impl Wal {
             None => {
                 recovered.fresh = true;
                 let seq = files.last().map_or(0, |(seq, _)| *seq);
-                let path = wal_dir.join(segment_name(seq, last_index + 1));
+                let path = wal_dir.join(segment_name(seq, last_index.saturating_add(1)));
                 let prologue = segment_prologue(
                     seq,
-                    last_index + 1,
+                    last_index.saturating_add(1),
                     snapshot,
                     &recovered.hard_state,
                     recovered.conf_state.as_ref(),
@@ -943,7 +945,7 @@ impl Wal {
 
     /// Index of the first entry the log can hold: one past the snapshot point.
     pub fn first_index(&self) -> u64 {
-        self.snapshot.0 + 1
+        self.snapshot.0.saturating_add(1)
     }
 
     /// Entries up to this index are covered by a snapshot.
@@ -961,7 +963,7 @@ impl Wal {
         if index == self.snapshot.0 {
             return Some(self.snapshot.1);
         }
-        let offset = index.checked_sub(self.snapshot.0 + 1)?;
+        let offset = index.checked_sub(self.snapshot.0.saturating_add(1))?;
         self.terms.get(usize::try_from(offset).ok()?).copied()
     }
 
@@ -1000,14 +1002,14 @@ impl Wal {
                 reason: format!("at or below the snapshot point {}", self.snapshot.0),
             });
         }
-        if first.index > self.last_index() + 1 {
+        if first.index > self.last_index().saturating_add(1) {
             return Err(WalError::InvalidAppend {
                 index: first.index,
                 reason: format!("leaves a gap after the last index {}", self.last_index()),
             });
         }
         for pair in entries.windows(2) {
-            if pair[1].index != pair[0].index + 1 {
+            if pair[0].index.checked_add(1) != Some(pair[1].index) {
                 return Err(WalError::InvalidAppend {
                     index: pair[1].index,
                     reason: format!("does not follow entry {} in the batch", pair[0].index),
@@ -1024,7 +1026,7 @@ impl Wal {
         self.terms
             .truncate((first.index - self.snapshot.0 - 1) as usize);
         self.terms.extend(entries.iter().map(|e| e.term));
-        let last = first.index + entries.len() as u64 - 1;
+        let last = entries.last().map_or(first.index, |e| e.index);
         self.pending_first_index.get_or_insert(first.index);
         self.pending_max_index = self.pending_max_index.max(last);
         Ok(())
@@ -1080,8 +1082,10 @@ impl Wal {
         }
 
         if self.file_len >= self.opts.segment_size {
-            let seq = self.segments.last().map_or(0, |s| s.seq + 1);
-            let first_index = self.pending_first_index.unwrap_or(self.last_index() + 1);
+            let seq = self.segments.last().map_or(0, |s| s.seq.saturating_add(1));
+            let first_index = self
+                .pending_first_index
+                .unwrap_or(self.last_index().saturating_add(1));
             let path = self.dir.join(segment_name(seq, first_index));
             // The prologue carries the state durable before this batch, so a
             // torn batch cannot leave state that its entries never reached.
