@@ -63,8 +63,11 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Sna
 /// A snapshot file as its name describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapFile {
+    /// `DIR/snap/{term:016x}-{index:016x}.snap`.
     pub path: PathBuf,
+    /// Term of the last entry the snapshot covers.
     pub term: u64,
+    /// Index of the last entry the snapshot covers.
     pub index: u64,
 }
 
