@@ -8,6 +8,7 @@
 //! - `node`: the Raft driver thread
 //! - `storage`: the `raft::Storage` raft-rs reads
 //! - `durable`: what is persisted, behind a trait (disk or in-memory)
+//! - `wal`, `snapfile`: the write-ahead log and snapshot files on disk
 //! - `transport`: how Raft messages reach other masters
 //!
 //! [`Store`] is the handle the API server uses: transactions, linearizable
@@ -17,9 +18,11 @@ pub mod command;
 pub mod durable;
 mod log;
 pub mod node;
+pub mod snapfile;
 pub mod state;
 pub mod storage;
 pub mod transport;
+pub mod wal;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
