@@ -735,34 +735,46 @@ users:
     fn resolution_order() {
         let exists = |p: &Path| p.starts_with("/there");
         let home = Some(Path::new("/home/u"));
-        let cases: Vec<(Option<&str>, Option<&str>, Option<&str>, Result<&str, ()>)> = vec![
+        // (--kubeconfig, $KUBECONFIG, $HOME, expected path or None for NoHome)
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 Some("/x/cfg"),
                 Some("/there/a"),
                 home.and_then(Path::to_str),
-                Ok("/x/cfg"),
+                Some("/x/cfg"),
             ),
             (
                 None,
                 Some("/missing:/there/b:/there/c"),
                 None,
-                Ok("/there/b"),
+                Some("/there/b"),
             ),
-            (None, Some("/missing1::/missing2"), None, Ok("/missing2")),
+            (None, Some("/missing1::/missing2"), None, Some("/missing2")),
             (
                 None,
                 Some(""),
                 Some("/home/u"),
-                Ok("/home/u/.wasmk/kubeconfig"),
+                Some("/home/u/.wasmk/kubeconfig"),
             ),
-            (None, None, Some("/home/u"), Ok("/home/u/.wasmk/kubeconfig")),
+            (
+                None,
+                None,
+                Some("/home/u"),
+                Some("/home/u/.wasmk/kubeconfig"),
+            ),
             (
                 Some(""),
                 None,
                 Some("/home/u"),
-                Ok("/home/u/.wasmk/kubeconfig"),
+                Some("/home/u/.wasmk/kubeconfig"),
             ),
-            (None, None, None, Err(())),
+            (None, None, None, None),
         ];
         for (explicit, env, home, want) in cases {
             let got = resolve_from(
@@ -772,8 +784,8 @@ users:
                 exists,
             );
             match want {
-                Ok(w) => assert_eq!(got.unwrap(), PathBuf::from(w), "{explicit:?} {env:?}"),
-                Err(()) => assert!(matches!(got, Err(KubeconfigError::NoHome))),
+                Some(w) => assert_eq!(got.unwrap(), PathBuf::from(w), "{explicit:?} {env:?}"),
+                None => assert!(matches!(got, Err(KubeconfigError::NoHome))),
             }
         }
     }
