@@ -72,7 +72,7 @@ pub enum AuthError {
     )]
     MissingCaKey { cert: PathBuf, key: PathBuf },
     #[error(
-        "the CA in {path} was not created by wasmk: certificates it signs do not verify ({reason})"
+        "cannot sign with the CA in {path}; wasmk signs only with CAs whose subject is a single CN ({reason})"
     )]
     ForeignCa { path: PathBuf, reason: String },
     #[error("client certificate: {reason}")]

@@ -30,15 +30,17 @@ use rustls::{ClientConfig, ServerConfig};
 
 use super::AuthError;
 use super::files::{self, PRIVATE, PUBLIC};
+use super::subject::subject_common_name;
 use super::tls::{self, ClientAuth, Identity};
 
 const CA_CERT: &str = "ca.crt";
 const CA_KEY: &str = "ca.key";
 const SERVING_CERT: &str = "server.crt";
 const SERVING_KEY: &str = "server.key";
-/// The CA's subject. Certificates are issued with this exact name as their
-/// issuer, so it must not change between versions.
-const CA_COMMON_NAME: &str = "wasmk-ca";
+/// Prefix of the CA's common name; a creation timestamp and a random suffix
+/// make each cluster's CA name distinct, so a client holding another cluster's CA is
+/// told "unknown issuer" rather than "bad signature".
+const CA_NAME_PREFIX: &str = "wasmk-ca@";
 const CA_VALIDITY_DAYS: i64 = 3650;
 const LEAF_VALIDITY_DAYS: i64 = 365;
 /// A serving certificate this close to expiry is re-issued on start.
@@ -155,6 +157,8 @@ impl ServingNames {
 pub struct Pki {
     dir: PathBuf,
     ca_cert_pem: String,
+    /// The CA's subject CN, needed to sign with the loaded key.
+    ca_name: String,
     ca_key: KeyPair,
     serving: Identity,
 }
@@ -172,10 +176,11 @@ impl Pki {
     /// serving certificate is valid for every name in `names`.
     pub fn load_or_create(dir: &Path, names: &ServingNames) -> Result<Pki, AuthError> {
         files::create_private_dir(dir)?;
-        let (ca_cert_pem, ca_key) = load_or_create_ca(dir)?;
+        let (ca_cert_pem, ca_name, ca_key) = load_or_create_ca(dir)?;
         let mut pki = Pki {
             dir: dir.to_path_buf(),
             ca_cert_pem,
+            ca_name,
             ca_key,
             serving: Identity {
                 cert_pem: String::new(),
@@ -325,7 +330,7 @@ impl Pki {
         params.serial_number = Some(random_serial());
         set_validity(&mut params, LEAF_VALIDITY_DAYS);
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_err)?;
-        let issuer = Issuer::new(ca_params(), &self.ca_key);
+        let issuer = Issuer::new(ca_params(&self.ca_name), &self.ca_key);
         let cert = params.signed_by(&key, &issuer).map_err(cert_err)?;
         Ok(Identity {
             cert_pem: cert.pem(),
@@ -369,14 +374,15 @@ impl Pki {
     }
 }
 
-/// The CA's parameters; also rebuilt on every start to sign with the loaded
-/// key, which is why its subject is fixed.
-fn ca_params() -> CertificateParams {
+/// The CA's parameters. Also rebuilt from the CA's CN on every start to sign
+/// with the loaded key: issued certificates name the issuer by exactly
+/// this subject.
+fn ca_params(common_name: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
-        .push(DnType::CommonName, CA_COMMON_NAME);
+        .push(DnType::CommonName, common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -386,7 +392,8 @@ fn ca_params() -> CertificateParams {
     params
 }
 
-fn load_or_create_ca(dir: &Path) -> Result<(String, KeyPair), AuthError> {
+/// The CA certificate (PEM), its CN and its key.
+fn load_or_create_ca(dir: &Path) -> Result<(String, String, KeyPair), AuthError> {
     let cert_path = dir.join(CA_CERT);
     let key_path = dir.join(CA_KEY);
     match (read_text(&cert_path)?, read_text(&key_path)?) {
@@ -397,7 +404,17 @@ fn load_or_create_ca(dir: &Path) -> Result<(String, KeyPair), AuthError> {
                 what: format!("a signing key from {}", key_path.display()),
                 source,
             })?;
-            Ok((id.cert_pem, key))
+            let chain = id.cert_chain()?;
+            let name = chain
+                .first()
+                .map(|c| subject_common_name(c))
+                .transpose()
+                .map_err(|e| AuthError::ForeignCa {
+                    path: cert_path.clone(),
+                    reason: e.to_string(),
+                })?
+                .unwrap_or_default();
+            Ok((id.cert_pem, name, key))
         }
         (Some(_), None) => Err(AuthError::MissingCaKey {
             cert: cert_path,
@@ -410,13 +427,18 @@ fn load_or_create_ca(dir: &Path) -> Result<(String, KeyPair), AuthError> {
                 source,
             };
             let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_err)?;
-            let mut params = ca_params();
+            let name = format!(
+                "{CA_NAME_PREFIX}{}-{:08x}",
+                chrono::Utc::now().timestamp(),
+                rand::random::<u32>()
+            );
+            let mut params = ca_params(&name);
             params.serial_number = Some(random_serial());
             set_validity(&mut params, CA_VALIDITY_DAYS);
             let cert = params.self_signed(&key).map_err(cert_err)?;
             files::write_atomic(&key_path, key.serialize_pem().as_bytes(), PRIVATE)?;
             files::write_atomic(&cert_path, cert.pem().as_bytes(), PUBLIC)?;
-            Ok((cert.pem(), key))
+            Ok((cert.pem(), name, key))
         }
     }
 }
@@ -628,20 +650,42 @@ mod tests {
     }
 
     #[test]
-    fn a_foreign_ca_is_reported() {
-        let tmp = tempfile::tempdir().unwrap();
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "someone-else");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-        let cert = params.self_signed(&key).unwrap();
-        std::fs::write(tmp.path().join(CA_CERT), cert.pem()).unwrap();
-        std::fs::write(tmp.path().join(CA_KEY), key.serialize_pem()).unwrap();
-        let err = Pki::load_or_create(tmp.path(), &names(&[])).unwrap_err();
-        assert!(matches!(err, AuthError::ForeignCa { .. }), "{err}");
+    fn foreign_cas_are_used_or_reported() {
+        // (subject attributes, usable)
+        let cases = [
+            (vec![(DnType::CommonName, "my-own-ca")], true),
+            (
+                vec![
+                    (DnType::OrganizationName, "Acme"),
+                    (DnType::CommonName, "acme-ca"),
+                ],
+                false,
+            ),
+        ];
+        for (dn, usable) in cases {
+            let tmp = tempfile::tempdir().unwrap();
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::default();
+            params.distinguished_name = DistinguishedName::new();
+            for (t, v) in dn {
+                params.distinguished_name.push(t, v);
+            }
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+            let cert = params.self_signed(&key).unwrap();
+            std::fs::write(tmp.path().join(CA_CERT), cert.pem()).unwrap();
+            std::fs::write(tmp.path().join(CA_KEY), key.serialize_pem()).unwrap();
+            match Pki::load_or_create(tmp.path(), &names(&[])) {
+                Ok(pki) => {
+                    assert!(usable);
+                    assert_eq!(pki.ca_cert_pem(), cert.pem());
+                }
+                Err(err) => {
+                    assert!(!usable, "{err}");
+                    assert!(matches!(err, AuthError::ForeignCa { .. }), "{err}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,11 @@ const TAG_VERSION: u8 = 0xa0;
 const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
 const OID_ORGANIZATION: &[u8] = &[0x55, 0x04, 0x0a];
 
+/// The subject common name of a certificate (DER).
+pub fn subject_common_name(der: &[u8]) -> Result<String, AuthError> {
+    user_from_cert(der).map(|u| u.name)
+}
+
 /// The user and groups of a client certificate (DER).
 pub fn user_from_cert(der: &[u8]) -> Result<UserInfo, AuthError> {
     subject_user(der).map_err(|reason| AuthError::ClientCertificate {

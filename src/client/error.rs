@@ -174,6 +174,10 @@ pub enum ClientError {
     InvalidUrl { url: String, reason: String },
     #[error("no API server URL configured")]
     NoServers,
+    #[error("the bearer token contains characters not allowed in an HTTP header")]
+    InvalidToken,
+    #[error("invalid tls-server-name {name:?}: {reason}")]
+    InvalidServerName { name: String, reason: String },
     #[error(
         "no CA certificate for {server}: set certificate-authority(-data) or insecure-skip-tls-verify"
     )]

@@ -228,7 +228,7 @@ where
 }
 
 /// Everything needed to talk to the API server a context points at.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct ClusterAccess {
     /// The context these settings come from.
     pub context: String,
@@ -245,6 +245,21 @@ pub struct ClusterAccess {
     pub identity: Option<Identity>,
     /// The context's namespace, `default` when unset.
     pub namespace: String,
+}
+
+impl std::fmt::Debug for ClusterAccess {
+    // The token stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterAccess")
+            .field("context", &self.context)
+            .field("server", &self.server)
+            .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
+            .field("tls_server_name", &self.tls_server_name)
+            .field("has_token", &self.token.is_some())
+            .field("identity", &self.identity)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Kubeconfig {

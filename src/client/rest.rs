@@ -61,7 +61,7 @@ impl PatchType {
 }
 
 /// How to reach and authenticate to the API servers.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ApiClientConfig {
     /// Base URLs (`https://10.0.0.1:6443`); the first is tried first.
     pub servers: Vec<String>,
@@ -110,6 +110,20 @@ impl ApiClientConfig {
                 access.token.clone(),
             )
         }
+    }
+}
+
+impl std::fmt::Debug for ApiClientConfig {
+    // The token stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClientConfig")
+            .field("servers", &self.servers)
+            .field("insecure_skip_tls_verify", &self.insecure_skip_tls_verify)
+            .field("tls_server_name", &self.tls_server_name)
+            .field("has_token", &self.token.is_some())
+            .field("identity", &self.identity)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -199,9 +213,9 @@ impl ApiClient {
         let builder = match &config.tls_server_name {
             Some(name) => {
                 let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| {
-                    ClientError::InvalidUrl {
-                        url: name.clone(),
-                        reason: format!("tls-server-name: {e}"),
+                    ClientError::InvalidServerName {
+                        name: name.clone(),
+                        reason: e.to_string(),
                     }
                 })?;
                 builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
@@ -216,11 +230,8 @@ impl ApiClient {
             .build(connector);
         let authorization = match &config.token {
             Some(t) if !t.is_empty() => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
-                    ClientError::Tls(crate::auth::AuthError::MalformedAuthorization {
-                        reason: "token is not visible ASCII",
-                    })
-                })?;
+                let mut v = HeaderValue::from_str(&format!("Bearer {t}"))
+                    .map_err(|_| ClientError::InvalidToken)?;
                 v.set_sensitive(true);
                 Some(v)
             }

@@ -533,7 +533,18 @@ fn bad_configurations_are_refused() {
         Err(ClientError::NoCa { .. })
     ));
     config.insecure_skip_tls_verify = true;
-    assert!(ApiClient::from_config(config).is_ok());
+    assert!(ApiClient::from_config(config.clone()).is_ok());
+    let mut bad_token = config.clone();
+    bad_token.token = Some("a\nb".into());
+    assert!(matches!(
+        ApiClient::from_config(bad_token),
+        Err(ClientError::InvalidToken)
+    ));
+    config.tls_server_name = Some("bad name!".into());
+    assert!(matches!(
+        ApiClient::from_config(config),
+        Err(ClientError::InvalidServerName { .. })
+    ));
 }
 
 fn tool(name: &str) -> bool {
