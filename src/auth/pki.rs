@@ -116,10 +116,12 @@ impl ServingNames {
         Ok(self)
     }
 
+    /// The DNS names, lower-case and sorted.
     pub fn dns_names(&self) -> impl Iterator<Item = &str> {
         self.dns.iter().map(String::as_str)
     }
 
+    /// The IP addresses, sorted.
     pub fn ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.ips.iter().copied()
     }

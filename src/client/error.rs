@@ -224,14 +224,17 @@ impl ClientError {
         self.api().map(|e| e.code)
     }
 
+    /// 404 from the server.
     pub fn is_not_found(&self) -> bool {
         self.code() == Some(404)
     }
 
+    /// 409 from the server (a stale resourceVersion, or AlreadyExists).
     pub fn is_conflict(&self) -> bool {
         self.code() == Some(409)
     }
 
+    /// The object to create exists already.
     pub fn is_already_exists(&self) -> bool {
         self.api().is_some_and(|e| e.reason == "AlreadyExists")
     }

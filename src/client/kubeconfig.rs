@@ -16,9 +16,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::auth::Identity;
 use crate::auth::files::{self, FileError, PRIVATE};
 
-/// The cluster, user and context names `wasmk up` writes.
+/// The cluster entry `wasmk up` writes.
 pub const ADMIN_CLUSTER: &str = "wasmk";
+/// The admin user entry `wasmk up` writes.
 pub const ADMIN_USER: &str = "wasmk-admin";
+/// The context `wasmk up` writes and makes current.
 pub const ADMIN_CONTEXT: &str = "wasmk";
 
 type Extra = BTreeMap<String, serde_yaml_ng::Value>;
@@ -98,6 +100,7 @@ pub struct Kubeconfig {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// An entry of `clusters`.
 pub struct NamedCluster {
     pub name: String,
     #[serde(default)]
@@ -142,6 +145,7 @@ pub struct Cluster {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// An entry of `users`.
 pub struct NamedUser {
     pub name: String,
     #[serde(default)]
@@ -198,6 +202,7 @@ impl std::fmt::Debug for AuthInfo {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// An entry of `contexts`.
 pub struct NamedContext {
     pub name: String,
     #[serde(default)]
@@ -207,6 +212,7 @@ pub struct NamedContext {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// A cluster, a user and a default namespace.
 pub struct Context {
     #[serde(default)]
     pub cluster: String,

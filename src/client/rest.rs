@@ -180,6 +180,8 @@ impl ApiClient {
         Ok((client, access.namespace))
     }
 
+    /// A client with every setting given; fails on bad URLs, a missing CA
+    /// for an `https` server, or unusable certificates.
     pub fn from_config(config: ApiClientConfig) -> Result<ApiClient, ClientError> {
         if config.servers.is_empty() {
             return Err(ClientError::NoServers);
