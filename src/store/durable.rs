@@ -139,3 +139,92 @@ mod tests {
         );
     }
 }
+
+/// The on-disk [`Durable`]: the write-ahead log under `DIR/wal` plus
+/// snapshot files under `DIR/snap`.
+pub struct DiskDurable {
+    dir: std::path::PathBuf,
+    wal: super::wal::Wal,
+    recovered: Option<super::wal::Recovered>,
+}
+
+impl DiskDurable {
+    /// Opens (or creates) the log in `dir`, cutting a torn tail left by a
+    /// crash. Fails if another process holds it or it is corrupt.
+    pub fn open(dir: &std::path::Path) -> Result<DiskDurable, StoreError> {
+        let (wal, recovered) =
+            super::wal::Wal::open(dir, super::wal::WalOptions::default()).map_err(wal_err)?;
+        Ok(DiskDurable {
+            dir: dir.to_path_buf(),
+            wal,
+            recovered: Some(recovered),
+        })
+    }
+}
+
+fn wal_err(e: super::wal::WalError) -> StoreError {
+    StoreError::Wal(e.to_string())
+}
+
+fn snap_err(e: super::snapfile::SnapError) -> StoreError {
+    StoreError::Wal(e.to_string())
+}
+
+impl Durable for DiskDurable {
+    fn recover(&mut self) -> Result<Recovered, StoreError> {
+        let rec = self.recovered.take().unwrap_or_default();
+        let snapshot = super::snapfile::load_latest(&self.dir).map_err(snap_err)?;
+        let snap_index = snapshot.as_ref().map_or(0, |(m, _)| m.index);
+        if snap_index < rec.snapshot_index {
+            return Err(StoreError::Corrupt {
+                what: format!("data directory {}", self.dir.display()),
+                reason: format!(
+                    "the log was compacted up to index {} but the newest snapshot is at {snap_index}",
+                    rec.snapshot_index
+                ),
+            });
+        }
+        // A crash between saving a snapshot and compacting the log leaves
+        // entries the snapshot already covers.
+        let entries = rec
+            .entries
+            .into_iter()
+            .filter(|e| e.index > snap_index)
+            .collect();
+        Ok(Recovered {
+            snapshot,
+            hard_state: rec.hard_state,
+            entries,
+        })
+    }
+
+    fn append_entries(&mut self, entries: &[Entry]) -> Result<(), StoreError> {
+        self.wal.append_entries(entries).map_err(wal_err)
+    }
+
+    fn set_hard_state(&mut self, hs: &HardState) -> Result<(), StoreError> {
+        self.wal.set_hard_state(hs).map_err(wal_err)
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.wal.sync().map_err(wal_err)
+    }
+
+    fn save_snapshot(&mut self, meta: &SnapshotMetadata, data: &[u8]) -> Result<(), StoreError> {
+        super::snapfile::save(&self.dir, meta, data).map_err(snap_err)?;
+        if meta.index > 0 {
+            if self.wal.term(meta.index) == Some(meta.term) {
+                self.wal.compact(meta.index, meta.term).map_err(wal_err)?;
+            } else {
+                // A snapshot from the leader that our log does not reach.
+                self.wal
+                    .apply_snapshot(meta.index, meta.term)
+                    .map_err(wal_err)?;
+            }
+        }
+        if let Err(e) = super::snapfile::prune(&self.dir, 2) {
+            tracing::warn!(error = %e, "could not prune old snapshots");
+        }
+        Ok(())
+    }
+}

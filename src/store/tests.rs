@@ -244,3 +244,49 @@ async fn a_lagging_watcher_catches_up_from_history() {
         n += 1;
     }
 }
+
+#[tokio::test]
+async fn disk_store_recovers_writes_and_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || StoreOptions {
+        raft: RaftOptions {
+            snapshot_every: 25,
+            keep_entries: 5,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut rvs = Vec::new();
+    {
+        let d = durable::DiskDurable::open(dir.path()).unwrap();
+        let store = Store::open(opts(), Box::new(d), Arc::new(NoPeers)).unwrap();
+        for i in 0..60 {
+            rvs.push(
+                store
+                    .txn(vec![Op::create(format!("cm/{i}"), cm("x", &i.to_string()))])
+                    .await
+                    .unwrap()
+                    .rv,
+            );
+        }
+        // The directory is locked while the store runs.
+        assert!(durable::DiskDurable::open(dir.path()).is_err());
+        store.shutdown();
+    }
+    let d = durable::DiskDurable::open(dir.path()).unwrap();
+    let store = Store::open(opts(), Box::new(d), Arc::new(NoPeers)).unwrap();
+    store.barrier().await.unwrap();
+    assert_eq!(store.read(|sm| sm.count("cm/")), 60);
+    for (i, rv) in rvs.iter().enumerate() {
+        let got = store
+            .read(|sm| sm.get(&format!("cm/{i}")).cloned())
+            .unwrap();
+        assert_eq!(got.rv, *rv);
+        assert_eq!(data_of(&got.value), i.to_string());
+    }
+    let next = store
+        .txn(vec![Op::create("cm/after", cm("x", "y"))])
+        .await
+        .unwrap();
+    assert!(next.rv > *rvs.last().unwrap());
+}
