@@ -24,7 +24,13 @@ const SCALABLE_KINDS: &[(&str, &str)] = &[
     ("ReplicationController", "v1"),
 ];
 
-const METRIC_TYPES: &[&str] = &["Object", "Pods", "Resource", "ContainerResource", "External"];
+const METRIC_TYPES: &[&str] = &[
+    "Object",
+    "Pods",
+    "Resource",
+    "ContainerResource",
+    "External",
+];
 const TARGET_TYPES: &[&str] = &["Utilization", "Value", "AverageValue"];
 const SELECT_POLICIES: &[&str] = &["Max", "Min", "Disabled"];
 const POLICY_TYPES: &[&str] = &["Pods", "Percent"];
@@ -360,7 +366,11 @@ fn validate_target(t: &MetricTarget, path: &str, errs: &mut FieldErrors) {
     if let Some(u) = t.average_utilization
         && u < 1
     {
-        errs.invalid(format!("{path}.averageUtilization"), u, "must be greater than 0");
+        errs.invalid(
+            format!("{path}.averageUtilization"),
+            u,
+            "must be greater than 0",
+        );
     }
 }
 
@@ -485,12 +495,20 @@ fn validate_cross_ref(r: &CrossVersionObjectReference, path: &str, errs: &mut Fi
     if r.kind.is_empty() {
         errs.required(format!("{path}.kind"), "");
     } else if r.kind.contains(['/', '%']) {
-        errs.invalid(format!("{path}.kind"), &r.kind, "may not contain '/' or '%'");
+        errs.invalid(
+            format!("{path}.kind"),
+            &r.kind,
+            "may not contain '/' or '%'",
+        );
     }
     if r.name.is_empty() {
         errs.required(format!("{path}.name"), "");
     } else if r.name.contains(['/', '%']) {
-        errs.invalid(format!("{path}.name"), &r.name, "may not contain '/' or '%'");
+        errs.invalid(
+            format!("{path}.name"),
+            &r.name,
+            "may not contain '/' or '%'",
+        );
     }
 }
 
@@ -510,7 +528,10 @@ fn validate_rules(r: &HPAScalingRules, path: &str, errs: &mut FieldErrors) {
         errs.not_supported(format!("{path}.selectPolicy"), sp, SELECT_POLICIES);
     }
     if r.policies.is_empty() && r.select_policy.as_deref() != Some("Disabled") {
-        errs.required(format!("{path}.policies"), "must specify at least one Policy");
+        errs.required(
+            format!("{path}.policies"),
+            "must specify at least one Policy",
+        );
     }
     for (i, p) in r.policies.iter().enumerate() {
         let pp = format!("{path}.policies[{i}]");
@@ -557,7 +578,10 @@ fn format_metric(spec: &MetricSpec, status: Option<&MetricStatus>) -> String {
                 format!("{name}: {cur}/{}", avg.0)
             } else {
                 let cur = pct(current.and_then(|c| c.average_utilization), UNKNOWN);
-                format!("{name}: {cur}/{}", pct(target.average_utilization, "<auto>"))
+                format!(
+                    "{name}: {cur}/{}",
+                    pct(target.average_utilization, "<auto>")
+                )
             }
         }
         "Pods" => match &spec.pods {
@@ -913,8 +937,14 @@ mod tests {
     fn validation_paths() {
         let cases: Vec<(serde_json::Value, Vec<&str>)> = vec![
             (json!({"minReplicas": 0}), vec!["spec.minReplicas"]),
-            (json!({"maxReplicas": 0, "minReplicas": 1}), vec!["spec.maxReplicas", "spec.maxReplicas"]),
-            (json!({"maxReplicas": 1, "minReplicas": 2}), vec!["spec.maxReplicas"]),
+            (
+                json!({"maxReplicas": 0, "minReplicas": 1}),
+                vec!["spec.maxReplicas", "spec.maxReplicas"],
+            ),
+            (
+                json!({"maxReplicas": 1, "minReplicas": 2}),
+                vec!["spec.maxReplicas"],
+            ),
             (
                 json!({"scaleTargetRef": {"kind": "StatefulSet", "name": "db"}}),
                 vec!["spec.scaleTargetRef.kind"],
@@ -923,9 +953,18 @@ mod tests {
                 json!({"scaleTargetRef": {"kind": "Deployment", "name": "web", "apiVersion": "v1"}}),
                 vec!["spec.scaleTargetRef.apiVersion"],
             ),
-            (json!({"scaleTargetRef": {"kind": "", "name": ""}}), vec!["spec.scaleTargetRef.kind", "spec.scaleTargetRef.name"]),
-            (json!({"metrics": [{"type": "Memory"}]}), vec!["spec.metrics[0].type"]),
-            (json!({"metrics": [{"type": "Pods"}]}), vec!["spec.metrics[0].pods"]),
+            (
+                json!({"scaleTargetRef": {"kind": "", "name": ""}}),
+                vec!["spec.scaleTargetRef.kind", "spec.scaleTargetRef.name"],
+            ),
+            (
+                json!({"metrics": [{"type": "Memory"}]}),
+                vec!["spec.metrics[0].type"],
+            ),
+            (
+                json!({"metrics": [{"type": "Pods"}]}),
+                vec!["spec.metrics[0].pods"],
+            ),
             (
                 json!({"metrics": [{"type": "Resource",
                     "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}},
@@ -934,7 +973,10 @@ mod tests {
             ),
             (
                 json!({"metrics": [{"type": "Resource", "resource": {"name": "", "target": {"type": "Utilization"}}}]}),
-                vec!["spec.metrics[0].resource.name", "spec.metrics[0].resource.target.averageUtilization"],
+                vec![
+                    "spec.metrics[0].resource.name",
+                    "spec.metrics[0].resource.target.averageUtilization",
+                ],
             ),
             (
                 json!({"metrics": [{"type": "Resource", "resource": {"name": "cpu",
@@ -960,7 +1002,10 @@ mod tests {
             (
                 json!({"metrics": [{"type": "Object", "object": {"describedObject": {"kind": "Service", "name": ""},
                     "metric": {"name": "rps"}, "target": {"type": "Value", "value": "0"}}}]}),
-                vec!["spec.metrics[0].object.describedObject.name", "spec.metrics[0].object.target.value"],
+                vec![
+                    "spec.metrics[0].object.describedObject.name",
+                    "spec.metrics[0].object.target.value",
+                ],
             ),
             (
                 json!({"metrics": [{"type": "ContainerResource", "containerResource": {"name": "memory", "container": "",
@@ -1002,11 +1047,27 @@ mod tests {
                 .iter()
                 .map(|c| c.name)
                 .collect::<Vec<_>>(),
-            ["Name", "Reference", "Targets", "MinPods", "MaxPods", "Replicas", "Age"]
+            [
+                "Name",
+                "Reference",
+                "Targets",
+                "MinPods",
+                "MaxPods",
+                "Replicas",
+                "Age"
+            ]
         );
         assert_eq!(
             h.table_row(now),
-            [json!("web"), json!("Deployment/web"), json!("cpu: <unknown>/50%"), json!("2"), json!(5), json!(0), json!("10m")]
+            [
+                json!("web"),
+                json!("Deployment/web"),
+                json!("cpu: <unknown>/50%"),
+                json!("2"),
+                json!(5),
+                json!(0),
+                json!("10m")
+            ]
         );
         h.status = serde_json::from_value(json!({
             "currentReplicas": 3, "desiredReplicas": 3,
@@ -1014,7 +1075,10 @@ mod tests {
         }))
         .unwrap();
         h.spec.min_replicas = None;
-        assert_eq!(h.table_row(now)[2..6], [json!("cpu: 20%/50%"), json!("<unset>"), json!(5), json!(3)]);
+        assert_eq!(
+            h.table_row(now)[2..6],
+            [json!("cpu: 20%/50%"), json!("<unset>"), json!(5), json!(3)]
+        );
 
         let specs: Vec<MetricSpec> = serde_json::from_value(json!([
             {"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "64Mi"}}},
@@ -1037,9 +1101,16 @@ mod tests {
             (3, "<unknown>/5 (avg)"),
         ];
         for (i, want) in cases {
-            assert_eq!(format_metric(&specs[i], statuses.get(i)), want, "metric {i}");
+            assert_eq!(
+                format_metric(&specs[i], statuses.get(i)),
+                want,
+                "metric {i}"
+            );
         }
-        assert_eq!(format_metrics(&specs, &statuses), "memory: 32Mi/64Mi, 7/10 + 2 more...");
+        assert_eq!(
+            format_metrics(&specs, &statuses),
+            "memory: 32Mi/64Mi, 7/10 + 2 more..."
+        );
         assert_eq!(format_metrics(&[], &[]), "<none>");
     }
 
@@ -1070,7 +1141,8 @@ mod tests {
             })
         );
         assert!(s.validate().is_empty());
-        let zero: Scale = serde_json::from_value(json!({"spec": {}, "status": {"replicas": 0}})).unwrap();
+        let zero: Scale =
+            serde_json::from_value(json!({"spec": {}, "status": {"replicas": 0}})).unwrap();
         assert_eq!(zero.spec.replicas, 0);
         let bad: Scale = serde_json::from_value(json!({"spec": {"replicas": -1}})).unwrap();
         assert_eq!(bad.validate().0[0].field, "spec.replicas");
