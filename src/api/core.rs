@@ -18,6 +18,18 @@ use super::quantity::{IntOrString, Quantity, ResourceList};
 use super::{LabelSelector, MicroTime, ObjectMeta, Time};
 use crate::impl_resource;
 
+mod common;
+mod config;
+mod event;
+mod node;
+mod pod;
+mod policy;
+mod rc;
+mod service;
+
+pub use common::{container_cells, format_labels};
+pub use pod::{pod_ready, pod_requests, qos_class, validate_pod_spec, validate_pod_template};
+
 // ---------------------------------------------------------------------------
 // Pod
 // ---------------------------------------------------------------------------
