@@ -2,8 +2,6 @@
 //! plus the pod-template helpers the workload types share (also used by
 //! `batch`).
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,9 +10,7 @@ use super::core::{PodSpec, PodTemplateSpec};
 use super::meta::{LabelSelector, ObjectMeta, Time, is_false, is_zero_i32, is_zero_i64};
 use super::quantity::IntOrString;
 use super::selector::{LabelSelectorExpr, validate_label_selector};
-use super::validation::{
-    FieldErrors, dns1123_subdomain, validate_annotations, validate_labels, validate_object_meta,
-};
+use super::validation::{FieldErrors, dns1123_subdomain, validate_object_meta};
 use super::{ApiObject, ScaleView, TableColumn, age};
 
 /// `spec.strategy.type` of a Deployment that replaces pods gradually.
@@ -31,37 +27,27 @@ const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
 // ---------------------------------------------------------------------------
 
 /// Fills a workload's pod template as the API server's pod defaulting does.
-/// Only the restart policy is filled here: the complete pod spec defaulting
-/// lives in `core.rs` and is to be called from here once it exists.
 pub(crate) fn default_pod_template(t: &mut PodTemplateSpec) {
-    if t.spec.restart_policy.is_empty() {
-        t.spec.restart_policy = "Always".into();
-    }
+    t.set_defaults();
 }
 
-/// Validates a workload's pod template under `path` (`spec.template`):
-/// labels, annotations, and the restart policies the workload allows.
-/// Pod spec validation proper belongs to `core.rs` and is to be called from
-/// here once it exists.
+/// Validates a workload's pod template under `path` (`spec.template`): the
+/// pod template checks of `core`, then the restart policies the workload
+/// allows.
 pub(crate) fn validate_pod_template(
     t: &PodTemplateSpec,
     path: &str,
     restart_policies: &[&str],
     errs: &mut FieldErrors,
 ) {
-    validate_labels(&t.metadata.labels, &format!("{path}.metadata.labels"), errs);
-    validate_annotations(
-        &t.metadata.annotations,
-        &format!("{path}.metadata.annotations"),
-        errs,
-    );
-    if t.spec.containers.is_empty() {
-        errs.required(format!("{path}.spec.containers"), "");
-    }
-    if !restart_policies.contains(&t.spec.restart_policy.as_str()) {
+    super::core::validate_pod_template(t, path, errs);
+    let policy = t.spec.restart_policy.as_str();
+    // A value no pod accepts is already reported by the pod spec checks.
+    let pod_policy = ["Always", "OnFailure", "Never"].contains(&policy);
+    if pod_policy && !restart_policies.contains(&policy) {
         errs.not_supported(
             format!("{path}.spec.restartPolicy"),
-            &t.spec.restart_policy,
+            policy,
             restart_policies,
         );
     }
@@ -183,9 +169,8 @@ fn nonnegative(v: i64, path: &str, errs: &mut FieldErrors) {
 
 /// `kubectl get -o wide` Containers and Images cells of a pod spec.
 pub(crate) fn containers_cells(spec: &PodSpec) -> (Value, Value) {
-    let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
-    let images: Vec<&str> = spec.containers.iter().map(|c| c.image.as_str()).collect();
-    (names.join(",").into(), images.join(",").into())
+    let (names, images) = super::core::container_cells(&spec.containers);
+    (names.into(), images.into())
 }
 
 /// The Selector cell: the canonical string, `<none>` when empty or absent.
@@ -872,11 +857,7 @@ impl ApiObject for DaemonSet {
     fn table_row(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<Value> {
         let st = &self.status;
         let spec = &self.spec.template.spec;
-        let node_selector = if spec.node_selector.is_empty() {
-            "<none>".to_string()
-        } else {
-            format_labels(&spec.node_selector)
-        };
+        let node_selector = super::core::format_labels(&spec.node_selector);
         let (containers, images) = containers_cells(spec);
         vec![
             self.metadata.name.clone().into(),
@@ -892,14 +873,6 @@ impl ApiObject for DaemonSet {
             selector_cell(self.spec.selector.as_ref()),
         ]
     }
-}
-
-/// `k=v,k2=v2`, sorted by key.
-fn format_labels(m: &BTreeMap<String, String>) -> String {
-    m.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 // ---------------------------------------------------------------------------
