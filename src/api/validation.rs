@@ -283,6 +283,24 @@ pub fn validate_annotations(
     }
 }
 
+/// Validates what every type checks in `metadata`: the name (by the type's
+/// naming rule, e.g. [`dns1123_subdomain`]), labels and annotations.
+pub fn validate_object_meta(
+    meta: &super::meta::ObjectMeta,
+    name_rule: fn(&str) -> Result<(), String>,
+    errs: &mut FieldErrors,
+) {
+    if meta.name.is_empty() {
+        if meta.generate_name.is_empty() {
+            errs.required("metadata.name", "name or generateName is required");
+        }
+    } else if let Err(e) = name_rule(&meta.name) {
+        errs.invalid("metadata.name", &meta.name, e);
+    }
+    validate_labels(&meta.labels, "metadata.labels", errs);
+    validate_annotations(&meta.annotations, "metadata.annotations", errs);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
