@@ -7,6 +7,15 @@
 //! prints (`resources: {}`, `status: {}`, `state: {}`) are always serialized.
 //! String enums (restartPolicy, type, ...) stay `String` so that unknown
 //! values become validation errors naming them.
+//!
+//! This file holds the types; their behaviour ([`crate::api::ApiObject`]:
+//! defaults, validation, tables, field selectors) lives in one submodule per
+//! group of types (`pod`, `service`, `node`, `config`, `policy`, `event`,
+//! `rc`), with shared checks in `common`. Helpers other modules need are
+//! re-exported here: [`validate_pod_spec`], [`validate_pod_template`],
+//! [`qos_class`], [`pod_requests`], [`pod_ready`], [`format_labels`],
+//! [`container_cells`], and the inherent `set_defaults` of [`PodSpec`],
+//! [`PodTemplateSpec`], [`ServiceSpec`] and [`LimitRangeItem`].
 
 use std::collections::BTreeMap;
 
