@@ -7,6 +7,15 @@
 //! prints (`resources: {}`, `status: {}`, `state: {}`) are always serialized.
 //! String enums (restartPolicy, type, ...) stay `String` so that unknown
 //! values become validation errors naming them.
+//!
+//! This file holds the types; their behaviour ([`crate::api::ApiObject`]:
+//! defaults, validation, tables, field selectors) lives in one submodule per
+//! group of types (`pod`, `service`, `node`, `config`, `policy`, `event`,
+//! `rc`), with shared checks in `common`. Helpers other modules need are
+//! re-exported here: [`validate_pod_spec`], [`validate_pod_template`],
+//! [`qos_class`], [`pod_requests`], [`pod_ready`], [`format_labels`],
+//! [`container_cells`], and the inherent `set_defaults` of [`PodSpec`],
+//! [`PodTemplateSpec`], [`ServiceSpec`] and [`LimitRangeItem`].
 
 use std::collections::BTreeMap;
 
@@ -1632,3 +1641,489 @@ impl_resource!(
     "replicationcontrollers",
     true
 );
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::api::ApiObject;
+
+    /// Drops `"creationTimestamp": null`, which kubectl sends and Kubernetes omits.
+    fn without_nulls(mut v: Value) -> Value {
+        if let Value::Object(map) = &mut v {
+            map.retain(|_, x| !x.is_null());
+            for x in map.values_mut() {
+                *x = without_nulls(x.take());
+            }
+        } else if let Value::Array(items) = &mut v {
+            for x in items.iter_mut() {
+                *x = without_nulls(x.take());
+            }
+        }
+        v
+    }
+
+    /// Parses `manifest` as `T` and checks it serializes back to the same JSON.
+    fn round_trip<T: Serialize + DeserializeOwned>(manifest: Value) -> T {
+        let obj: T = serde_json::from_value(manifest.clone()).unwrap();
+        let out = serde_json::to_value(&obj).unwrap();
+        assert_eq!(out, without_nulls(manifest));
+        obj
+    }
+
+    #[test]
+    fn kubectl_run_pod_and_its_defaulted_form() {
+        // `kubectl run web --image=hello:v1 --port=8080 --dry-run=client -o json`
+        let mut pod: Pod = round_trip(json!({
+            "kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "web", "creationTimestamp": null, "labels": {"run": "web"}},
+            "spec": {
+                "containers": [{"name": "web", "image": "hello:v1",
+                    "ports": [{"containerPort": 8080}], "resources": {}}],
+                "restartPolicy": "Always", "dnsPolicy": "ClusterFirst"
+            },
+            "status": {}
+        }));
+        pod.set_defaults();
+        pod.keep_status(None);
+        assert!(pod.validate().is_empty());
+        assert_eq!(
+            serde_json::to_value(&pod).unwrap(),
+            json!({
+                "kind": "Pod", "apiVersion": "v1",
+                "metadata": {"name": "web", "labels": {"run": "web"}},
+                "spec": {
+                    "containers": [{
+                        "name": "web", "image": "hello:v1",
+                        "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                        "resources": {},
+                        "terminationMessagePath": "/dev/termination-log",
+                        "terminationMessagePolicy": "File",
+                        "imagePullPolicy": "IfNotPresent"
+                    }],
+                    "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+                    "dnsPolicy": "ClusterFirst", "securityContext": {},
+                    "schedulerName": "default-scheduler", "enableServiceLinks": true
+                },
+                "status": {"phase": "Pending", "qosClass": "BestEffort"}
+            })
+        );
+    }
+
+    #[test]
+    fn running_pod_status_as_reported() {
+        let pod: Pod = round_trip(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-7d4b9c-x2x9z", "namespace": "default", "uid": "6c1f",
+                "resourceVersion": "42", "creationTimestamp": "2024-05-01T10:00:00Z",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4b9c",
+                    "uid": "9a2e", "controller": true, "blockOwnerDeletion": true}]},
+            "spec": {"containers": [{"name": "web", "image": "hello:v1", "resources": {}}], "nodeName": "node-1"},
+            "status": {
+                "phase": "Running",
+                "conditions": [
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": "2024-05-01T10:00:01Z"},
+                    {"type": "Ready", "status": "True", "lastTransitionTime": "2024-05-01T10:00:05Z"}
+                ],
+                "hostIP": "10.1.0.4", "hostIPs": [{"ip": "10.1.0.4"}],
+                "podIP": "10.244.1.7", "podIPs": [{"ip": "10.244.1.7"}],
+                "startTime": "2024-05-01T10:00:00Z",
+                "containerStatuses": [{
+                    "name": "web",
+                    "state": {"running": {"startedAt": "2024-05-01T10:00:03Z"}},
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                        "startedAt": "2024-05-01T09:59:00Z", "finishedAt": "2024-05-01T09:59:30Z",
+                        "containerID": "wasmk://abc"}},
+                    "ready": true, "restartCount": 1, "image": "hello:v1", "imageID": "sha256:0a1b",
+                    "containerID": "wasmk://def", "started": true
+                }],
+                "qosClass": "BestEffort"
+            }
+        }));
+        assert!(pod_ready(&pod));
+        // Kubernetes writes `lastProbeTime: null`; it reads as absent.
+        let c: PodCondition = serde_json::from_value(json!({"type": "Ready", "status": "True",
+            "lastProbeTime": null}))
+        .unwrap();
+        assert_eq!(c.last_probe_time, None);
+    }
+
+    #[test]
+    fn pod_with_every_supported_field() {
+        // Built in pieces: one json! literal this large exceeds the macro recursion limit.
+        let volumes = json!([
+            {"name": "cfg", "configMap": {"name": "cfg", "items": [{"key": "a", "path": "a.txt", "mode": 256}],
+                "defaultMode": 420, "optional": true}},
+            {"name": "sec", "secret": {"secretName": "sec", "defaultMode": 256}},
+            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+            {"name": "host", "hostPath": {"path": "/var/log", "type": "Directory"}},
+            {"name": "data", "persistentVolumeClaim": {"claimName": "data", "readOnly": true}}
+        ]);
+        let app = json!({
+            "name": "app", "image": "app@sha256:00ff", "command": ["serve"], "args": ["--port", "8080"],
+            "workingDir": "/app",
+            "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP", "hostPort": 80, "hostIP": "0.0.0.0"}],
+            "envFrom": [{"prefix": "CFG_", "configMapRef": {"name": "cfg", "optional": false}},
+                {"secretRef": {"name": "sec"}}],
+            "env": [
+                {"name": "A", "value": "1"},
+                {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "b", "optional": true}}},
+                {"name": "C", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "c"}}},
+                {"name": "D", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
+                {"name": "E", "valueFrom": {"resourceFieldRef": {"containerName": "app",
+                    "resource": "limits.memory", "divisor": "1Mi"}}}
+            ],
+            "resources": {"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "250m", "memory": "64Mi"}},
+            "volumeMounts": [{"name": "cfg", "mountPath": "/etc/app", "readOnly": true, "subPath": "conf"}],
+            "livenessProbe": {"exec": {"command": ["check"]}, "initialDelaySeconds": 5, "timeoutSeconds": 1,
+                "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3,
+                "terminationGracePeriodSeconds": 10},
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": "http", "host": "localhost",
+                "scheme": "HTTP", "httpHeaders": [{"name": "X-Probe", "value": "1"}]}},
+            "startupProbe": {"tcpSocket": {"port": 8080}},
+            "lifecycle": {"postStart": {"exec": {"command": ["warm"]}}, "preStop": {"sleep": {"seconds": 5}}},
+            "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "FallbackToLogsOnError",
+            "imagePullPolicy": "IfNotPresent",
+            "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
+                "privileged": false, "runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": true,
+                "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false},
+            "stdin": true, "stdinOnce": true, "tty": true
+        });
+        let affinity = json!({
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
+                    "matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}],
+                    "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["node-9"]}]}]},
+                "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 10,
+                    "preference": {"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}}]
+            },
+            "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                "labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "kubernetes.io/hostname",
+                "namespaces": ["apps"], "namespaceSelector": {}, "matchLabelKeys": ["pod-template-hash"]}]},
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100,
+                "podAffinityTerm": {"labelSelector": {"matchExpressions": [
+                    {"key": "app", "operator": "In", "values": ["full"]}]},
+                    "topologyKey": "topology.kubernetes.io/zone"}}]}
+        });
+        let mut spec = json!({
+            "volumes": volumes,
+            "initContainers": [{"name": "setup", "image": "setup:v1", "command": ["init"], "resources": {},
+                "restartPolicy": "Always"}],
+            "containers": [app, {
+                "name": "grpc", "image": "grpc:v1", "resources": {},
+                "livenessProbe": {"grpc": {"port": 9090, "service": "health"}}
+            }],
+            "restartPolicy": "OnFailure", "terminationGracePeriodSeconds": 10, "activeDeadlineSeconds": 3600,
+            "dnsPolicy": "Default", "nodeSelector": {"disk": "ssd"},
+            "serviceAccountName": "runner", "serviceAccount": "runner", "automountServiceAccountToken": false,
+            "nodeName": "node-1", "hostNetwork": true, "shareProcessNamespace": true,
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": true,
+                "supplementalGroups": [2000], "fsGroup": 3000},
+            "imagePullSecrets": [{"name": "reg"}],
+            "hostname": "full", "subdomain": "svc"
+        });
+        let scheduling = json!({
+            "affinity": affinity,
+            "schedulerName": "default-scheduler",
+            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                "effect": "NoExecute", "tolerationSeconds": 300}],
+            "priorityClassName": "high", "priority": 1000,
+            "readinessGates": [{"conditionType": "example.com/lb"}],
+            "runtimeClassName": "wasm", "enableServiceLinks": false,
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+                "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "full"}},
+                "minDomains": 2, "nodeAffinityPolicy": "Honor", "nodeTaintsPolicy": "Ignore",
+                "matchLabelKeys": ["pod-template-hash"]}]
+        });
+        if let (Some(spec), Value::Object(more)) = (spec.as_object_mut(), scheduling) {
+            spec.extend(more);
+        }
+        let pod: Pod = round_trip(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "full", "namespace": "apps", "labels": {"app": "full"},
+                "annotations": {"example.com/note": "x"}},
+            "spec": spec,
+            "status": {"phase": "Pending", "nominatedNodeName": "node-2", "reason": "Preempting", "message": "m"}
+        }));
+        // The manifest is valid apart from the two volume types wasmk refuses.
+        let fields: Vec<String> = pod.validate().0.into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.volumes[3].hostPath",
+                "spec.volumes[4].persistentVolumeClaim"
+            ]
+        );
+    }
+
+    #[test]
+    fn workload_template_from_kubectl_create_deployment() {
+        let t: PodTemplateSpec = round_trip(json!({
+            "metadata": {"creationTimestamp": null, "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "hello", "image": "hello:v1", "resources": {}}]}
+        }));
+        let mut errs = crate::api::validation::FieldErrors::default();
+        validate_pod_template(&t, "spec.template", &mut errs);
+        assert!(errs.is_empty());
+        // An empty template still prints its metadata and spec.
+        assert_eq!(
+            serde_json::to_value(PodTemplateSpec::default()).unwrap(),
+            json!({"metadata": {}, "spec": {"containers": []}})
+        );
+    }
+
+    #[test]
+    fn services_from_kubectl() {
+        // `kubectl expose deployment web --port=80 --target-port=8080`
+        round_trip::<Service>(json!({
+            "kind": "Service", "apiVersion": "v1",
+            "metadata": {"name": "web", "creationTimestamp": null, "labels": {"app": "web"}},
+            "spec": {"ports": [{"protocol": "TCP", "port": 80, "targetPort": 8080}], "selector": {"app": "web"}},
+            "status": {"loadBalancer": {}}
+        }));
+        // `kubectl create service nodeport web --tcp=80:8080`, as stored.
+        let svc: Service = round_trip(json!({
+            "kind": "Service", "apiVersion": "v1",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {
+                "ports": [{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080, "nodePort": 30080,
+                    "appProtocol": "http"}],
+                "selector": {"app": "web"}, "clusterIP": "10.96.12.7", "clusterIPs": ["10.96.12.7"],
+                "type": "NodePort", "externalIPs": ["192.0.2.10"], "sessionAffinity": "None",
+                "externalTrafficPolicy": "Cluster", "publishNotReadyAddresses": true,
+                "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack", "internalTrafficPolicy": "Cluster"
+            },
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}, {"hostname": "lb.example.com"}]}}
+        }));
+        assert!(svc.validate().is_empty());
+        round_trip::<Service>(json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+            "spec": {"type": "ExternalName", "externalName": "db.example.com"},
+            "status": {"loadBalancer": {}}
+        }));
+    }
+
+    #[test]
+    fn endpoints_and_binding() {
+        round_trip::<Endpoints>(json!({
+            "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web", "namespace": "default"},
+            "subsets": [{
+                "addresses": [{"ip": "10.244.1.7", "hostname": "web-0", "nodeName": "node-1",
+                    "targetRef": {"kind": "Pod", "namespace": "default", "name": "web-0", "uid": "u1"}}],
+                "notReadyAddresses": [{"ip": "10.244.2.3"}],
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP", "appProtocol": "http"}]
+            }]
+        }));
+        round_trip::<Endpoints>(
+            json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "empty"}}),
+        );
+        let b: Binding = round_trip(json!({
+            "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web", "namespace": "default"},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}
+        }));
+        assert!(b.validate().is_empty());
+    }
+
+    #[test]
+    fn namespace_and_node() {
+        // `kubectl create namespace team-a -o json --dry-run=client`
+        round_trip::<Namespace>(json!({
+            "kind": "Namespace", "apiVersion": "v1",
+            "metadata": {"name": "team-a", "creationTimestamp": null}, "spec": {}, "status": {}
+        }));
+        round_trip::<Namespace>(json!({
+            "kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "old"},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Terminating", "conditions": [{"type": "NamespaceDeletionContentFailure",
+                "status": "False", "lastTransitionTime": "2024-05-01T10:00:00Z", "reason": "ContentDeleted",
+                "message": "All content successfully deleted"}]}
+        }));
+        let node: Node = round_trip(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "node-1", "labels": {"kubernetes.io/hostname": "node-1"}},
+            "spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"], "providerID": "wasmk://node-1",
+                "unschedulable": true,
+                "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule",
+                    "timeAdded": "2024-05-01T10:00:00Z"}]},
+            "status": {
+                "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                "allocatable": {"cpu": "3800m", "memory": "7Gi", "pods": "110"},
+                "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": "2024-05-01T10:00:00Z",
+                    "lastTransitionTime": "2024-05-01T09:00:00Z", "reason": "AgentReady",
+                    "message": "wasmk agent is posting ready status"}],
+                "addresses": [{"type": "InternalIP", "address": "10.1.0.4"}, {"type": "Hostname", "address": "node-1"}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                "nodeInfo": {"machineID": "m", "systemUUID": "s", "bootID": "b", "kernelVersion": "6.1.0",
+                    "osImage": "Debian GNU/Linux 12", "containerRuntimeVersion": "wasmk://0.1.0",
+                    "kubeletVersion": "v1.35.0", "kubeProxyVersion": "", "operatingSystem": "linux",
+                    "architecture": "amd64"}
+            }
+        }));
+        assert!(node.validate().is_empty());
+        // A bare node still prints daemonEndpoints and every nodeInfo field, as Kubernetes does.
+        let bare = serde_json::to_value(Node::default()).unwrap();
+        assert_eq!(
+            bare["status"]["daemonEndpoints"],
+            json!({"kubeletEndpoint": {"Port": 0}})
+        );
+        assert_eq!(
+            bare["status"]["nodeInfo"].as_object().map(|m| m.len()),
+            Some(10)
+        );
+        assert_eq!(bare["spec"], json!({}));
+    }
+
+    #[test]
+    fn config_maps_and_secrets() {
+        // `kubectl create configmap cfg --from-literal=a=1`, plus binary data.
+        let cm: ConfigMap = round_trip(json!({
+            "kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "cfg", "creationTimestamp": null},
+            "data": {"a": "1", "app.properties": "x=y\n"},
+            "binaryData": {"logo.png": "iVBORw0KGgo="},
+            "immutable": true
+        }));
+        assert_eq!(cm.binary_data["logo.png"], b"\x89PNG\r\n\x1a\n");
+        assert!(cm.validate().is_empty());
+        // `kubectl create secret generic s --from-literal=password=s3cr3t`
+        let s: Secret = round_trip(json!({
+            "kind": "Secret", "apiVersion": "v1",
+            "metadata": {"name": "s", "creationTimestamp": null},
+            "data": {"password": "czNjcjN0"}, "type": "Opaque"
+        }));
+        assert_eq!(s.data["password"], b"s3cr3t");
+        round_trip::<Secret>(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "w"},
+            "stringData": {"token": "abc"}}),
+        );
+    }
+
+    #[test]
+    fn quotas_and_limit_ranges() {
+        // `kubectl create quota q --hard=cpu=1,memory=1G,pods=2`
+        round_trip::<ResourceQuota>(json!({
+            "kind": "ResourceQuota", "apiVersion": "v1",
+            "metadata": {"name": "q", "creationTimestamp": null},
+            "spec": {"hard": {"cpu": "1", "memory": "1G", "pods": "2"}},
+            "status": {}
+        }));
+        round_trip::<ResourceQuota>(json!({
+            "apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "scoped"},
+            "spec": {"hard": {"pods": "5"}, "scopes": ["BestEffort"],
+                "scopeSelector": {"matchExpressions": [{"scopeName": "PriorityClass", "operator": "In",
+                    "values": ["low"]}]}},
+            "status": {"hard": {"pods": "5"}, "used": {"pods": "1"}}
+        }));
+        let lr: LimitRange = round_trip(json!({
+            "apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "limits"},
+            "spec": {"limits": [
+                {"type": "Container", "max": {"cpu": "2"}, "min": {"cpu": "100m"}, "default": {"cpu": "500m"},
+                    "defaultRequest": {"cpu": "250m"}, "maxLimitRequestRatio": {"cpu": "4"}},
+                {"type": "Pod", "max": {"memory": "1Gi"}}
+            ]}
+        }));
+        assert!(lr.validate().is_empty());
+        assert_eq!(
+            serde_json::to_value(LimitRange::default()).unwrap(),
+            json!({"metadata": {}, "spec": {"limits": []}})
+        );
+    }
+
+    #[test]
+    fn events() {
+        round_trip::<Event>(json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "web.17c5a2f1b3a8e7d2", "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web", "uid": "u1",
+                "apiVersion": "v1", "resourceVersion": "42", "fieldPath": "spec.containers{web}"},
+            "reason": "Pulled", "message": "Module hello:v1 is present on the node",
+            "source": {"component": "wasmk-agent", "host": "node-1"},
+            "firstTimestamp": "2024-05-01T10:00:00Z", "lastTimestamp": "2024-05-01T10:05:00Z",
+            "count": 2, "type": "Normal",
+            "reportingComponent": "", "reportingInstance": ""
+        }));
+        round_trip::<Event>(json!({
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": "e2", "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "name": "web"},
+            "source": {},
+            "eventTime": "2024-05-01T10:00:00.123456Z",
+            "series": {"count": 3, "lastObservedTime": "2024-05-01T10:02:00.000001Z"},
+            "action": "Scheduling", "related": {"kind": "Node", "name": "node-1"},
+            "reportingComponent": "wasmk-scheduler", "reportingInstance": "master-1",
+            "type": "Warning", "reason": "FailedScheduling"
+        }));
+        // reportingComponent and reportingInstance are always present, as in Kubernetes.
+        assert_eq!(
+            serde_json::to_value(Event::default()).unwrap(),
+            json!({"metadata": {}, "involvedObject": {}, "source": {},
+                "reportingComponent": "", "reportingInstance": ""})
+        );
+    }
+
+    #[test]
+    fn replication_controller() {
+        let mut rc: ReplicationController = round_trip(json!({
+            "apiVersion": "v1", "kind": "ReplicationController",
+            "metadata": {"name": "nginx"},
+            "spec": {
+                "replicas": 3, "minReadySeconds": 5, "selector": {"app": "nginx"},
+                "template": {"metadata": {"name": "nginx", "labels": {"app": "nginx"}},
+                    "spec": {"containers": [{"name": "nginx", "image": "nginx:v1",
+                        "ports": [{"containerPort": 80}], "resources": {}}]}}
+            },
+            "status": {"replicas": 3, "fullyLabeledReplicas": 3, "readyReplicas": 2, "availableReplicas": 2,
+                "observedGeneration": 4, "conditions": [{"type": "ReplicaFailure", "status": "True",
+                    "lastTransitionTime": "2024-05-01T10:00:00Z", "reason": "FailedCreate", "message": "quota"}]}
+        }));
+        rc.set_defaults();
+        assert!(rc.validate().is_empty());
+        // status.replicas is always printed.
+        assert_eq!(
+            serde_json::to_value(ReplicationControllerStatus::default()).unwrap(),
+            json!({"replicas": 0})
+        );
+    }
+
+    #[test]
+    fn quantities_may_be_numbers() {
+        let c: Container = serde_json::from_value(json!({"name": "c", "image": "m:v1",
+            "resources": {"limits": {"cpu": 1, "memory": 134217728}, "requests": {"cpu": 0.5}}}))
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&c.resources).unwrap(),
+            // Canonical forms as Kubernetes prints them: a plain number stays decimal.
+            json!({"limits": {"cpu": "1", "memory": "134217728"}, "requests": {"cpu": "500m"}})
+        );
+    }
+
+    #[test]
+    fn json_schema_uses_kubernetes_names() {
+        let schema = serde_json::to_value(schemars::schema_for!(Pod)).unwrap();
+        let text = schema.to_string();
+        for needle in [
+            "\"hostIP\"",
+            "\"podIPs\"",
+            "\"imageID\"",
+            "\"x-kubernetes-int-or-string\"",
+            "\"HTTPGetAction\"",
+            "\"terminationGracePeriodSeconds\"",
+        ] {
+            assert!(
+                text.contains(needle),
+                "{needle} missing from the Pod schema"
+            );
+        }
+        let node = serde_json::to_value(schemars::schema_for!(Node))
+            .unwrap()
+            .to_string();
+        assert!(node.contains("\"Port\""));
+        let secret = serde_json::to_value(schemars::schema_for!(Secret)).unwrap();
+        assert_eq!(
+            secret["properties"]["data"]["additionalProperties"]["type"],
+            "string"
+        );
+    }
+}

@@ -466,7 +466,9 @@ impl IntOrString {
                 let pct: i64 = number
                     .parse()
                     .map_err(|_| format!("invalid value for IntOrString: {s:?}"))?;
-                let product = pct * i64::from(total);
+                let product = pct.checked_mul(i64::from(total)).ok_or_else(|| {
+                    format!("invalid value for IntOrString: {s:?} is out of range")
+                })?;
                 let scaled = if round_up {
                     product.div_euclid(100) + i64::from(product.rem_euclid(100) != 0)
                 } else {
@@ -777,6 +779,8 @@ mod tests {
         assert!(s("25").scaled_value(10, true).is_err());
         assert!(s("x%").scaled_value(10, true).is_err());
         assert!(s("http").scaled_value(10, true).is_err());
+        assert!(s("99999999999999999%").scaled_value(1000, true).is_err());
+        assert!(s("300000000%").scaled_value(1000, false).is_err());
     }
 
     #[test]

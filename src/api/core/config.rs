@@ -221,3 +221,230 @@ impl ApiObject for Secret {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
+    }
+
+    fn fields(errs: FieldErrors) -> Vec<String> {
+        errs.0.into_iter().map(|e| e.field).collect()
+    }
+
+    fn cm(v: Value) -> ConfigMap {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn secret(v: Value) -> Secret {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn config_map_validation() {
+        let big = "x".repeat(MAX_DATA_BYTES);
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (
+                json!({"data": {"app.properties": "a=1", "KEY_1": "v"}}),
+                vec![],
+            ),
+            (json!({"data": {"a/b": "x"}}), vec!["data[a/b]"]),
+            (json!({"data": {"..x": "x"}}), vec!["data[..x]"]),
+            (
+                json!({"binaryData": {"bad key": "AAEC"}}),
+                vec!["binaryData[bad key]"],
+            ),
+            (
+                json!({"data": {"k": "x"}, "binaryData": {"k": "AAEC"}}),
+                vec!["data[k]"],
+            ),
+            (json!({"data": {"k": big}}), vec![]),
+            (json!({"data": {"k": big, "j": "y"}}), vec![""]),
+        ];
+        for (body, want) in cases {
+            let mut v = body.clone();
+            v["metadata"] = json!({"name": "cfg"});
+            assert_eq!(
+                fields(cm(v).validate()),
+                want,
+                "{}",
+                body.to_string().chars().take(80).collect::<String>()
+            );
+        }
+        let bad_name = cm(json!({"metadata": {"name": "Cfg"}}));
+        assert_eq!(fields(bad_name.validate()), ["metadata.name"]);
+    }
+
+    #[test]
+    fn immutable_config_maps_stay_as_they_are() {
+        let old = cm(json!({"metadata": {"name": "c"}, "data": {"a": "1"}, "immutable": true}));
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (json!({"data": {"a": "1"}, "immutable": true}), vec![]),
+            (json!({"data": {"a": "2"}, "immutable": true}), vec!["data"]),
+            (
+                json!({"data": {"a": "1"}, "binaryData": {"b": "AA=="}, "immutable": true}),
+                vec!["binaryData"],
+            ),
+            (
+                json!({"data": {"a": "1"}, "immutable": false}),
+                vec!["immutable"],
+            ),
+            (json!({"data": {"a": "1"}}), vec!["immutable"]),
+        ];
+        for (body, want) in cases {
+            let mut v = body.clone();
+            v["metadata"] = json!({"name": "c"});
+            assert_eq!(fields(cm(v).validate_update(&old)), want, "{body}");
+        }
+        let mutable = cm(json!({"metadata": {"name": "c"}, "data": {"a": "1"}}));
+        let changed = cm(json!({"metadata": {"name": "c"}, "data": {"a": "2"}, "immutable": true}));
+        assert!(changed.validate_update(&mutable).is_empty());
+    }
+
+    #[test]
+    fn config_map_table() {
+        let c = cm(
+            json!({"metadata": {"name": "cfg", "creationTimestamp": "2024-05-01T11:59:55Z"},
+            "data": {"a": "1", "b": "2"}, "binaryData": {"c": "AA=="}}),
+        );
+        assert_eq!(c.table_row(now()), [json!("cfg"), json!(3), json!("5s")]);
+        assert_eq!(c.binary_data["c"], vec![0u8]);
+    }
+
+    #[test]
+    fn secret_defaults_merge_string_data() {
+        let mut s = secret(json!({"metadata": {"name": "creds"},
+            "data": {"user": "YWRtaW4=", "pass": "b2xk"}, "stringData": {"pass": "new", "token": "t"}}));
+        s.set_defaults();
+        assert_eq!(s.type_, "Opaque");
+        assert!(s.string_data.is_empty());
+        assert_eq!(s.data["user"], b"admin");
+        assert_eq!(s.data["pass"], b"new");
+        assert_eq!(s.data["token"], b"t");
+        let out = serde_json::to_value(&s).unwrap();
+        assert_eq!(out["data"]["pass"], "bmV3");
+        assert!(out.get("stringData").is_none());
+        assert_eq!(s.field_value("type").as_deref(), Some("Opaque"));
+        assert_eq!(s.field_value("data"), None);
+    }
+
+    #[test]
+    fn secret_base64_is_checked_at_decode() {
+        let err =
+            serde_json::from_value::<Secret>(json!({"data": {"k": "not base64!"}})).unwrap_err();
+        assert!(err.to_string().contains("\"k\""), "{err}");
+    }
+
+    #[test]
+    fn secret_validation() {
+        let b64 = |s: &str| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(s)
+        };
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (json!({"type": "Opaque", "data": {"k": b64("v")}}), vec![]),
+            (
+                json!({"type": "Opaque", "data": {"k/x": b64("v")}}),
+                vec!["data[k/x]"],
+            ),
+            (
+                json!({"type": "kubernetes.io/tls", "data": {"tls.crt": b64("c")}}),
+                vec!["data[tls.key]"],
+            ),
+            (
+                json!({"type": "kubernetes.io/tls", "data": {"tls.crt": b64("c"), "tls.key": b64("k")}}),
+                vec![],
+            ),
+            (
+                json!({"type": "kubernetes.io/dockerconfigjson", "data": {}}),
+                vec!["data[.dockerconfigjson]"],
+            ),
+            (
+                json!({"type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": b64("{")}}),
+                vec!["data[.dockerconfigjson]"],
+            ),
+            (
+                json!({"type": "kubernetes.io/dockerconfigjson", "data": {".dockerconfigjson": b64("{\"auths\":{}}")}}),
+                vec![],
+            ),
+            (
+                json!({"type": "kubernetes.io/basic-auth", "data": {}}),
+                vec!["data[username]", "data[password]"],
+            ),
+            (
+                json!({"type": "kubernetes.io/basic-auth", "data": {"password": b64("p")}}),
+                vec![],
+            ),
+            (
+                json!({"type": "kubernetes.io/ssh-auth"}),
+                vec!["data[ssh-privatekey]"],
+            ),
+            (
+                json!({"type": "kubernetes.io/service-account-token"}),
+                vec!["metadata.annotations[kubernetes.io/service-account.name]"],
+            ),
+            (
+                json!({"type": "example.com/custom", "data": {"x": b64("y")}}),
+                vec![],
+            ),
+            (
+                json!({"type": "Opaque", "data": {"k": b64(&"x".repeat(MAX_DATA_BYTES + 1))}}),
+                vec!["data"],
+            ),
+        ];
+        for (body, want) in cases {
+            let mut v = body.clone();
+            v["metadata"] = json!({"name": "s"});
+            let desc = body.to_string().chars().take(90).collect::<String>();
+            assert_eq!(fields(secret(v).validate()), want, "{desc}");
+        }
+    }
+
+    #[test]
+    fn secret_updates() {
+        let old = secret(
+            json!({"metadata": {"name": "s"}, "type": "Opaque", "data": {"k": "dg=="}, "immutable": true}),
+        );
+        let same = old.clone();
+        assert!(same.validate_update(&old).is_empty());
+        let mut retyped = old.clone();
+        retyped.type_ = "kubernetes.io/tls".into();
+        assert_eq!(fields(retyped.validate_update(&old)), ["type"]);
+        let mut edited = old.clone();
+        edited.data.insert("k".into(), b"w".to_vec());
+        edited.immutable = None;
+        assert_eq!(fields(edited.validate_update(&old)), ["immutable", "data"]);
+        let mut mutable = old.clone();
+        mutable.immutable = None;
+        assert!(edited.validate_update(&mutable).is_empty());
+    }
+
+    #[test]
+    fn secret_table() {
+        let s = secret(
+            json!({"metadata": {"name": "tls", "creationTimestamp": "2024-05-01T09:00:00Z"},
+            "type": "kubernetes.io/tls", "data": {"tls.crt": "Yw==", "tls.key": "aw=="}}),
+        );
+        assert_eq!(
+            s.table_row(now()),
+            [
+                json!("tls"),
+                json!("kubernetes.io/tls"),
+                json!(2),
+                json!("3h")
+            ]
+        );
+        assert_eq!(
+            Secret::table_columns()
+                .iter()
+                .map(|c| c.name)
+                .collect::<Vec<_>>(),
+            ["Name", "Type", "Data", "Age"]
+        );
+    }
+}

@@ -49,8 +49,12 @@ impl ApiObject for Event {
     /// kubectl's event row: times fall back from the legacy timestamps to
     /// `eventTime` and `series`; a count of 0 means a singleton.
     fn table_row(&self, now: DateTime<Utc>) -> Vec<Value> {
+        // kubectl rounds to the nearest second; only MicroTime has a fraction.
         let micro = |t: Option<&crate::api::MicroTime>| match t {
-            Some(t) => human_duration(now - t.0),
+            Some(t) => {
+                let millis = (now - t.0).num_milliseconds();
+                human_duration(chrono::Duration::seconds((millis + 500).div_euclid(1000)))
+            }
             None => "<unknown>".to_string(),
         };
         let first = match &self.first_timestamp {
@@ -119,5 +123,121 @@ impl ApiObject for Event {
             "type" => self.type_.clone(),
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
+    }
+
+    fn event(v: Value) -> Event {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn kubelet_event() -> Event {
+        event(json!({
+            "metadata": {"name": "web.17c5a2f1b3a8e7d2", "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web", "uid": "u-1",
+                "apiVersion": "v1", "resourceVersion": "42", "fieldPath": "spec.containers{web}"},
+            "reason": "Started", "message": "Started container web\n",
+            "source": {"component": "kubelet", "host": "node-1"},
+            "firstTimestamp": "2024-05-01T11:00:00Z", "lastTimestamp": "2024-05-01T11:58:00Z",
+            "count": 4, "type": "Normal",
+            "reportingComponent": "", "reportingInstance": ""
+        }))
+    }
+
+    #[test]
+    fn legacy_event_row() {
+        assert_eq!(
+            kubelet_event().table_row(now()),
+            [
+                json!("2m"),
+                json!("Normal"),
+                json!("Started"),
+                json!("pod/web"),
+                json!("spec.containers{web}"),
+                json!("kubelet, node-1"),
+                json!("Started container web"),
+                json!("60m"),
+                json!(4),
+                json!("web.17c5a2f1b3a8e7d2"),
+            ]
+        );
+    }
+
+    #[test]
+    fn new_style_event_rows() {
+        let singleton = event(json!({
+            "metadata": {"name": "e1", "namespace": "default"},
+            "involvedObject": {"kind": "Node", "name": ""},
+            "eventTime": "2024-05-01T11:59:50.123456Z",
+            "reportingComponent": "wasmk-scheduler", "reportingInstance": "master-1",
+            "type": "Warning", "reason": "FailedScheduling"
+        }));
+        let row = singleton.table_row(now());
+        assert_eq!(row[0], "10s");
+        assert_eq!(row[3], "node");
+        assert_eq!(row[5], "wasmk-scheduler, master-1");
+        assert_eq!(row[7], "10s");
+        assert_eq!(row[8], 1);
+
+        let mut series = singleton.clone();
+        series.series = Some(super::super::EventSeries {
+            count: 7,
+            last_observed_time: Some(crate::api::MicroTime(now() - chrono::Duration::seconds(3))),
+        });
+        let row = series.table_row(now());
+        assert_eq!((row[0].clone(), row[8].clone()), (json!("3s"), json!(7)));
+
+        let timeless = event(
+            json!({"metadata": {"name": "e2"}, "involvedObject": {"kind": "Pod", "name": "x"}}),
+        );
+        let row = timeless.table_row(now());
+        assert_eq!(
+            (row[0].clone(), row[7].clone()),
+            (json!("<unknown>"), json!("<unknown>"))
+        );
+        assert_eq!(Event::table_columns().len(), row.len());
+    }
+
+    #[test]
+    fn validation() {
+        assert!(kubelet_event().validate().is_empty());
+        let mut e = kubelet_event();
+        e.involved_object.namespace = "other".into();
+        e.type_ = "Info".into();
+        e.count = -1;
+        let fields: Vec<String> = e.validate().0.into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["involvedObject.namespace", "type", "count"]);
+    }
+
+    #[test]
+    fn field_values() {
+        let e = kubelet_event();
+        let cases = [
+            ("involvedObject.kind", Some("Pod")),
+            ("involvedObject.namespace", Some("default")),
+            ("involvedObject.name", Some("web")),
+            ("involvedObject.uid", Some("u-1")),
+            ("involvedObject.apiVersion", Some("v1")),
+            ("involvedObject.resourceVersion", Some("42")),
+            ("involvedObject.fieldPath", Some("spec.containers{web}")),
+            ("reason", Some("Started")),
+            ("type", Some("Normal")),
+            ("source", Some("kubelet")),
+            ("reportingComponent", Some("")),
+            ("message", None),
+        ];
+        for (field, want) in cases {
+            assert_eq!(e.field_value(field).as_deref(), want, "{field}");
+        }
     }
 }

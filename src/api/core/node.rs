@@ -266,3 +266,221 @@ impl ApiObject for Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
+    }
+
+    fn node(v: Value) -> Node {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn fields(errs: FieldErrors) -> Vec<String> {
+        errs.0.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn namespace_behaviour() {
+        let mut ns: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": "team-a", "creationTimestamp": "2024-04-28T12:00:00Z"}}))
+        .unwrap();
+        ns.set_defaults();
+        assert_eq!(ns.status.phase, "Active");
+        assert!(ns.validate().is_empty());
+        assert_eq!(
+            ns.table_row(now()),
+            [json!("team-a"), json!("Active"), json!("3d")]
+        );
+        assert_eq!(ns.field_value("status.phase").as_deref(), Some("Active"));
+        assert_eq!(ns.field_value("spec.finalizers"), None);
+
+        let mut created = ns.clone();
+        created.status = NamespaceStatus::default();
+        created.keep_status(None);
+        assert_eq!(created.status.phase, "Active");
+        let mut terminating = ns.clone();
+        terminating.status.phase = "Terminating".into();
+        let mut upd = ns.clone();
+        upd.keep_status(Some(&terminating));
+        assert_eq!(upd.status.phase, "Terminating");
+
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (json!({"metadata": {"name": "a.b"}}), vec!["metadata.name"]),
+            (json!({"metadata": {"name": "Team"}}), vec!["metadata.name"]),
+            (
+                json!({"metadata": {"name": "ok"}, "spec": {"finalizers": ["kubernetes", "bad/"]}}),
+                vec!["spec.finalizers[1]"],
+            ),
+            (
+                json!({"metadata": {"name": "ok"}, "status": {"phase": "Gone"}}),
+                vec!["status.phase"],
+            ),
+        ];
+        for (v, want) in cases {
+            let ns: Namespace = serde_json::from_value(v.clone()).unwrap();
+            assert_eq!(fields(ns.validate()), want, "{v}");
+        }
+        let mut with_fin = ns.clone();
+        with_fin.spec.finalizers = vec!["kubernetes".into()];
+        assert!(with_fin.spec_changed(&ns));
+    }
+
+    #[test]
+    fn node_status_cells() {
+        let cond = |status: &str| json!([{"type": "Ready", "status": status}]);
+        let cases = vec![
+            (cond("True"), false, "Ready"),
+            (cond("False"), false, "NotReady"),
+            (cond("Unknown"), false, "NotReady"),
+            (json!([]), false, "Unknown"),
+            (cond("True"), true, "Ready,SchedulingDisabled"),
+            (
+                json!([{"type": "MemoryPressure", "status": "True"}]),
+                true,
+                "Unknown,SchedulingDisabled",
+            ),
+        ];
+        for (conditions, unschedulable, want) in cases {
+            let n = node(
+                json!({"metadata": {"name": "n1"}, "spec": {"unschedulable": unschedulable},
+                "status": {"conditions": conditions}}),
+            );
+            assert_eq!(n.table_row(now())[1], want, "{want}");
+        }
+    }
+
+    #[test]
+    fn node_table_and_helpers() {
+        let n = node(json!({
+            "metadata": {"name": "n1", "creationTimestamp": "2024-05-01T11:50:00Z", "labels": {
+                "node-role.kubernetes.io/control-plane": "", "node-role.kubernetes.io/": "x",
+                "kubernetes.io/role": "worker", "kubernetes.io/hostname": "n1"}},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "addresses": [{"type": "Hostname", "address": "n1"}, {"type": "InternalIP", "address": "10.1.0.4"}],
+                "nodeInfo": {"kubeletVersion": "v1.35.0-wasmk", "osImage": "Debian GNU/Linux 12",
+                    "kernelVersion": "6.1.0", "containerRuntimeVersion": ""}
+            }
+        }));
+        assert_eq!(
+            n.table_row(now()),
+            [
+                json!("n1"),
+                json!("Ready"),
+                json!("control-plane,worker"),
+                json!("10m"),
+                json!("v1.35.0-wasmk"),
+                json!("10.1.0.4"),
+                json!("<none>"),
+                json!("Debian GNU/Linux 12"),
+                json!("6.1.0"),
+                json!("<unknown>"),
+            ]
+        );
+        assert!(n.is_ready());
+        assert_eq!(
+            n.condition("Ready").map(|c| c.status.as_str()),
+            Some("True")
+        );
+        assert!(n.condition("DiskPressure").is_none());
+        let bare = node(json!({"metadata": {"name": "n2"}}));
+        assert!(!bare.is_ready());
+        assert_eq!(bare.table_row(now())[2], "<none>");
+        assert_eq!(
+            bare.field_value("spec.unschedulable").as_deref(),
+            Some("false")
+        );
+        assert_eq!(Node::table_columns().len(), 10);
+    }
+
+    #[test]
+    fn node_defaults_validation_and_updates() {
+        let mut n = node(
+            json!({"metadata": {"name": "n1"}, "status": {"capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"}}}),
+        );
+        n.set_defaults();
+        assert_eq!(n.status.allocatable, n.status.capacity);
+        assert!(n.validate().is_empty());
+
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (json!({"podCIDR": "10.244.0.0/24"}), vec![]),
+            (json!({"podCIDR": "10.244.0.0"}), vec!["spec.podCIDR"]),
+            (
+                json!({"podCIDRs": ["10.244.0.0/24", "fd00::/129"]}),
+                vec!["spec.podCIDRs[1]"],
+            ),
+            (
+                json!({"taints": [{"key": "dedicated", "value": "wasm", "effect": "NoSchedule"}]}),
+                vec![],
+            ),
+            (
+                json!({"taints": [{"key": "", "effect": "NoSchedule"}]}),
+                vec!["spec.taints[0].key"],
+            ),
+            (
+                json!({"taints": [{"key": "k", "effect": ""}]}),
+                vec!["spec.taints[0].effect"],
+            ),
+            (
+                json!({"taints": [{"key": "k", "effect": "NoRun"}]}),
+                vec!["spec.taints[0].effect"],
+            ),
+            (
+                json!({"taints": [{"key": "k", "value": "a b", "effect": "NoExecute"}]}),
+                vec!["spec.taints[0].value"],
+            ),
+            (
+                json!({"taints": [{"key": "k", "effect": "NoExecute"}, {"key": "k", "value": "2", "effect": "NoExecute"}]}),
+                vec!["spec.taints[1]"],
+            ),
+        ];
+        for (spec, want) in cases {
+            let n = node(json!({"metadata": {"name": "n1"}, "spec": spec}));
+            assert_eq!(fields(n.validate()), want, "{spec}");
+        }
+        let bad_capacity =
+            node(json!({"metadata": {"name": "n1"}, "status": {"capacity": {"cpu": "four"}}}));
+        assert_eq!(fields(bad_capacity.validate()), ["status.capacity[cpu]"]);
+
+        let old = node(
+            json!({"metadata": {"name": "n1"}, "spec": {"podCIDR": "10.244.1.0/24", "providerID": "wasmk://n1"}}),
+        );
+        let mut unchanged = old.clone();
+        unchanged.spec.unschedulable = true;
+        assert!(unchanged.validate_update(&old).is_empty());
+        assert!(unchanged.spec_changed(&old));
+        let mut moved = old.clone();
+        moved.spec.pod_cidr = "10.244.2.0/24".into();
+        moved.spec.provider_id = "other".into();
+        assert_eq!(
+            fields(moved.validate_update(&old)),
+            ["spec.podCIDR", "spec.providerID"]
+        );
+        let unset = node(json!({"metadata": {"name": "n1"}}));
+        assert!(
+            old.validate_update(&unset).is_empty(),
+            "setting podCIDR once is allowed"
+        );
+    }
+
+    #[test]
+    fn node_keeps_its_registered_status() {
+        let mut n = node(
+            json!({"metadata": {"name": "n1"}, "status": {"capacity": {"cpu": "2"},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}}),
+        );
+        let registered = n.status.clone();
+        n.keep_status(None);
+        assert_eq!(n.status, registered);
+        let mut upd = node(json!({"metadata": {"name": "n1"}}));
+        upd.keep_status(Some(&n));
+        assert_eq!(upd.status.daemon_endpoints.kubelet_endpoint.port, 10250);
+    }
+}

@@ -274,7 +274,13 @@ pub fn qos_class(spec: &PodSpec) -> &'static str {
     let mut limits: BTreeMap<&str, i64> = BTreeMap::new();
     let mut guaranteed = true;
     for c in spec.init_containers.iter().chain(&spec.containers) {
-        for (name, q) in &c.resources.requests {
+        // A missing request equals its limit, as defaulting makes it.
+        let defaulted = c
+            .resources
+            .limits
+            .iter()
+            .filter(|(name, _)| !c.resources.requests.contains_key(*name));
+        for (name, q) in c.resources.requests.iter().chain(defaulted) {
             if QOS.contains(&name.as_str()) && !q.is_zero() {
                 let e = requests.entry(name.as_str()).or_default();
                 *e = e.saturating_add(q.milli_value());
@@ -1503,5 +1509,1069 @@ impl ApiObject for Binding {
 
     fn table_row(&self, _now: DateTime<Utc>) -> Vec<Value> {
         vec![s(&self.metadata.name), created_at(&self.metadata)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::Time;
+    use crate::api::quantity::IntOrString;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
+    }
+
+    fn ago(secs: i64) -> Time {
+        Time(now() - chrono::Duration::seconds(secs))
+    }
+
+    fn pod(v: Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// A valid pod using most of what validation looks at.
+    fn base_pod() -> Pod {
+        pod(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {
+                "volumes": [
+                    {"name": "cfg", "configMap": {"name": "web-config"}},
+                    {"name": "scratch", "emptyDir": {}}
+                ],
+                "containers": [{
+                    "name": "web", "image": "hello:v1",
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                    "env": [
+                        {"name": "MODE", "value": "prod"},
+                        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "LABEL", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                        {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "s", "key": "token"}}}
+                    ],
+                    "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}, "requests": {"cpu": "100m"}},
+                    "volumeMounts": [
+                        {"name": "cfg", "mountPath": "/etc/web"},
+                        {"name": "scratch", "mountPath": "/tmp"}
+                    ],
+                    "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}}
+                }],
+                "tolerations": [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule"}]
+            }
+        }))
+    }
+
+    #[test]
+    fn defaults_match_the_api_server() {
+        let mut p = pod(json!({
+            "metadata": {"name": "web"},
+            "spec": {
+                "volumes": [
+                    {"name": "c", "configMap": {"name": "cm"}},
+                    {"name": "s", "secret": {"secretName": "sec", "defaultMode": 256}}
+                ],
+                "containers": [{
+                    "name": "web", "image": "hello:v1",
+                    "ports": [{"containerPort": 80}],
+                    "env": [{"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                    "resources": {"limits": {"cpu": "1", "memory": "64Mi"}, "requests": {"cpu": "500m"}},
+                    "livenessProbe": {"httpGet": {"port": 80}},
+                    "lifecycle": {"preStop": {"httpGet": {"port": 80}}}
+                }]
+            }
+        }));
+        p.set_defaults();
+        let spec = &p.spec;
+        assert_eq!(spec.restart_policy, "Always");
+        assert_eq!(spec.termination_grace_period_seconds, Some(30));
+        assert_eq!(spec.dns_policy, "ClusterFirst");
+        assert_eq!(spec.scheduler_name, "default-scheduler");
+        assert_eq!(spec.enable_service_links, Some(true));
+        assert_eq!(spec.security_context, Some(PodSecurityContext::default()));
+        assert_eq!(
+            spec.volumes[0].config_map.as_ref().unwrap().default_mode,
+            Some(420)
+        );
+        assert_eq!(
+            spec.volumes[1].secret.as_ref().unwrap().default_mode,
+            Some(256)
+        );
+        let c = &spec.containers[0];
+        assert_eq!(c.termination_message_path, "/dev/termination-log");
+        assert_eq!(c.termination_message_policy, "File");
+        assert_eq!(c.image_pull_policy, "IfNotPresent");
+        assert_eq!(c.ports[0].protocol, "TCP");
+        assert_eq!(c.ports[0].host_port, 0);
+        let f = c.env[0]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .field_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(f.api_version, "v1");
+        // Requests come from limits only where missing.
+        assert_eq!(c.resources.requests["cpu"].as_str(), "500m");
+        assert_eq!(c.resources.requests["memory"].as_str(), "64Mi");
+        let probe = c.liveness_probe.as_ref().unwrap();
+        assert_eq!(
+            (
+                probe.timeout_seconds,
+                probe.period_seconds,
+                probe.success_threshold,
+                probe.failure_threshold
+            ),
+            (1, 10, 1, 3)
+        );
+        let get = probe.http_get.as_ref().unwrap();
+        assert_eq!((get.path.as_str(), get.scheme.as_str()), ("/", "HTTP"));
+        let stop = c.lifecycle.as_ref().unwrap().pre_stop.as_ref().unwrap();
+        assert_eq!(stop.http_get.as_ref().unwrap().path, "/");
+        assert_eq!(p.status.phase, "Pending");
+        assert_eq!(p.status.qos_class, "Burstable");
+        // Defaulting is idempotent.
+        let once = p.clone();
+        p.set_defaults();
+        assert_eq!(p, once);
+    }
+
+    #[test]
+    fn template_defaults_leave_pod_only_fields_alone() {
+        let mut t: PodTemplateSpec = serde_json::from_value(json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "m:v1",
+                "resources": {"limits": {"cpu": "1"}}}]}
+        }))
+        .unwrap();
+        t.set_defaults();
+        assert_eq!(t.spec.restart_policy, "Always");
+        assert_eq!(t.spec.enable_service_links, None);
+        assert!(t.spec.containers[0].resources.requests.is_empty());
+    }
+
+    #[test]
+    fn host_network_and_service_account_defaults() {
+        let mut spec: PodSpec = serde_json::from_value(json!({
+            "hostNetwork": true, "serviceAccount": "builder",
+            "containers": [{"name": "c", "image": "m:v1", "ports": [{"containerPort": 8080}]}]
+        }))
+        .unwrap();
+        spec.set_defaults();
+        assert_eq!(spec.containers[0].ports[0].host_port, 8080);
+        assert_eq!(spec.service_account_name, "builder");
+        let mut spec: PodSpec = serde_json::from_value(json!({
+            "serviceAccountName": "runner", "containers": []
+        }))
+        .unwrap();
+        spec.set_defaults();
+        assert_eq!(spec.service_account, "runner");
+    }
+
+    #[test]
+    fn image_pull_policy_defaults() {
+        let cases = [
+            ("hello", "Always"),
+            ("hello:latest", "Always"),
+            ("hello:v1", "IfNotPresent"),
+            ("registry:5000/hello", "Always"),
+            ("registry:5000/hello:v2", "IfNotPresent"),
+            ("hello@sha256:0123abcd", "IfNotPresent"),
+            ("sha256:0123abcd", "IfNotPresent"),
+        ];
+        for (image, want) in cases {
+            assert_eq!(default_pull_policy(image), want, "{image}");
+        }
+    }
+
+    /// Containers as (kind, resources): kind is main, init or sidecar.
+    type Containers = Vec<(&'static str, Value)>;
+
+    fn spec_with(resources: &[(&str, Value)]) -> PodSpec {
+        let containers: Vec<Value> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, r))| {
+                let mut c = json!({"name": format!("c{i}"), "image": "m:v1", "resources": r});
+                if kind.starts_with("sidecar") {
+                    c["restartPolicy"] = json!("Always");
+                }
+                c
+            })
+            .collect();
+        let (init, main): (Vec<_>, Vec<_>) = containers
+            .into_iter()
+            .zip(resources)
+            .partition(|(_, (kind, _))| *kind != "main");
+        serde_json::from_value(json!({
+            "initContainers": init.into_iter().map(|(c, _)| c).collect::<Vec<_>>(),
+            "containers": main.into_iter().map(|(c, _)| c).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn qos_classes() {
+        let both = json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}});
+        let cases: Vec<(&str, Containers, &str)> = vec![
+            ("nothing set", vec![("main", json!({}))], "BestEffort"),
+            (
+                "zero quantities",
+                vec![("main", json!({"requests": {"cpu": "0"}}))],
+                "BestEffort",
+            ),
+            (
+                "equal requests and limits",
+                vec![("main", both.clone())],
+                "Guaranteed",
+            ),
+            (
+                "limits only",
+                vec![("main", json!({"limits": {"cpu": "1", "memory": "1Gi"}}))],
+                "Guaranteed",
+            ),
+            (
+                "cpu limit only",
+                vec![("main", json!({"limits": {"cpu": "1"}}))],
+                "Burstable",
+            ),
+            (
+                "requests below limits",
+                vec![(
+                    "main",
+                    json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}),
+                )],
+                "Burstable",
+            ),
+            (
+                "one container without limits",
+                vec![("main", both.clone()), ("main", json!({}))],
+                "Burstable",
+            ),
+            (
+                "init without limits",
+                vec![("init", json!({})), ("main", both)],
+                "Burstable",
+            ),
+            (
+                "other resources ignored",
+                vec![("main", json!({"limits": {"example.com/gpu": "1"}}))],
+                "BestEffort",
+            ),
+        ];
+        for (name, resources, want) in cases {
+            assert_eq!(qos_class(&spec_with(&resources)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn requests_like_the_scheduler() {
+        let r = |cpu: &str, mem: &str| json!({"requests": {"cpu": cpu, "memory": mem}});
+        let cases: Vec<(&str, Containers, (i64, i64))> = vec![
+            ("none", vec![("main", json!({}))], (0, 0)),
+            (
+                "sum of containers",
+                vec![("main", r("100m", "64Mi")), ("main", r("250m", "32Mi"))],
+                (350, 96 << 20),
+            ),
+            (
+                "limits stand in for missing requests",
+                vec![("main", json!({"limits": {"cpu": "1", "memory": "1Gi"}}))],
+                (1000, 1 << 30),
+            ),
+            (
+                "init container peak wins",
+                vec![("init", r("2", "16Mi")), ("main", r("100m", "64Mi"))],
+                (2000, 64 << 20),
+            ),
+            (
+                "sidecars add to everything after them",
+                vec![
+                    ("sidecar", r("100m", "10Mi")),
+                    ("init", r("1", "1Mi")),
+                    ("main", r("200m", "20Mi")),
+                ],
+                (1100, 30 << 20),
+            ),
+        ];
+        for (name, resources, want) in cases {
+            assert_eq!(pod_requests(&spec_with(&resources)), want, "{name}");
+        }
+    }
+
+    fn error_fields(p: &Pod) -> Vec<String> {
+        p.validate().0.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn base_pod_is_valid_before_and_after_defaults() {
+        let p = base_pod();
+        assert_eq!(error_fields(&p), Vec::<String>::new());
+        let mut d = p.clone();
+        d.set_defaults();
+        assert_eq!(error_fields(&d), Vec::<String>::new());
+    }
+
+    #[test]
+    fn validation_rules() {
+        type Case = (&'static str, fn(&mut Pod), &'static [&'static str]);
+        let cases: &[Case] = &[
+            (
+                "bad name",
+                |p| p.metadata.name = "Web_1".into(),
+                &["metadata.name"],
+            ),
+            ("no name", |p| p.metadata.name.clear(), &["metadata.name"]),
+            (
+                "bad label",
+                |p| {
+                    p.metadata.labels.insert("a b".into(), "x".into());
+                },
+                &["metadata.labels"],
+            ),
+            (
+                "no containers",
+                |p| p.spec.containers.clear(),
+                &["spec.containers"],
+            ),
+            (
+                "container name",
+                |p| p.spec.containers[0].name = "Web".into(),
+                &["spec.containers[0].name"],
+            ),
+            (
+                "container without name",
+                |p| p.spec.containers[0].name.clear(),
+                &["spec.containers[0].name"],
+            ),
+            (
+                "duplicate container name across init containers",
+                |p| {
+                    let mut init = p.spec.containers[0].clone();
+                    init.readiness_probe = None;
+                    p.spec.init_containers.push(init);
+                },
+                &["spec.containers[0].name"],
+            ),
+            (
+                "image required",
+                |p| p.spec.containers[0].image.clear(),
+                &["spec.containers[0].image"],
+            ),
+            (
+                "restart policy",
+                |p| p.spec.restart_policy = "Sometimes".into(),
+                &["spec.restartPolicy"],
+            ),
+            (
+                "dns policy",
+                |p| p.spec.dns_policy = "Google".into(),
+                &["spec.dnsPolicy"],
+            ),
+            (
+                "container port 0",
+                |p| p.spec.containers[0].ports[0].container_port = 0,
+                &["spec.containers[0].ports[0].containerPort"],
+            ),
+            (
+                "container port too big",
+                |p| p.spec.containers[0].ports[0].container_port = 65536,
+                &["spec.containers[0].ports[0].containerPort"],
+            ),
+            (
+                "host port",
+                |p| p.spec.containers[0].ports[0].host_port = -1,
+                &["spec.containers[0].ports[0].hostPort"],
+            ),
+            (
+                "protocol",
+                |p| p.spec.containers[0].ports[0].protocol = "HTTP".into(),
+                &["spec.containers[0].ports[0].protocol"],
+            ),
+            (
+                "port name",
+                |p| p.spec.containers[0].ports[0].name = "8080".into(),
+                &["spec.containers[0].ports[0].name"],
+            ),
+            (
+                "unparsable quantity",
+                |p| {
+                    p.spec.containers[0]
+                        .resources
+                        .limits
+                        .insert("cpu".into(), crate::api::quantity::Quantity("lots".into()));
+                },
+                &["spec.containers[0].resources.limits[cpu]"],
+            ),
+            (
+                "negative quantity",
+                |p| {
+                    p.spec.containers[0]
+                        .resources
+                        .requests
+                        .insert("memory".into(), crate::api::quantity::Quantity("-1".into()));
+                },
+                &["spec.containers[0].resources.requests[memory]"],
+            ),
+            (
+                "request above limit",
+                |p| {
+                    p.spec.containers[0]
+                        .resources
+                        .requests
+                        .insert("cpu".into(), crate::api::quantity::Quantity("1".into()));
+                },
+                &["spec.containers[0].resources.requests[cpu]"],
+            ),
+            (
+                "volume name",
+                |p| p.spec.volumes[0].name = "Cfg".into(),
+                &[
+                    "spec.volumes[0].name",
+                    "spec.containers[0].volumeMounts[0].name",
+                ],
+            ),
+            (
+                "duplicate volume",
+                |p| p.spec.volumes[1].name = "cfg".into(),
+                &[
+                    "spec.volumes[1].name",
+                    "spec.containers[0].volumeMounts[1].name",
+                ],
+            ),
+            (
+                "volume without source",
+                |p| p.spec.volumes[1].empty_dir = None,
+                &["spec.volumes[1]"],
+            ),
+            (
+                "volume with two sources",
+                |p| p.spec.volumes[1].config_map = p.spec.volumes[0].config_map.clone(),
+                &["spec.volumes[1]"],
+            ),
+            (
+                "hostPath refused",
+                |p| {
+                    p.spec.volumes[1].empty_dir = None;
+                    p.spec.volumes[1].host_path = Some(super::super::HostPathVolumeSource {
+                        path: "/etc".into(),
+                        type_: None,
+                    });
+                },
+                &["spec.volumes[1].hostPath"],
+            ),
+            (
+                "persistentVolumeClaim refused",
+                |p| {
+                    p.spec.volumes[1].empty_dir = None;
+                    p.spec.volumes[1].persistent_volume_claim =
+                        Some(super::super::PersistentVolumeClaimVolumeSource {
+                            claim_name: "data".into(),
+                            read_only: false,
+                        });
+                },
+                &["spec.volumes[1].persistentVolumeClaim"],
+            ),
+            (
+                "configMap name",
+                |p| p.spec.volumes[0].config_map.as_mut().unwrap().name.clear(),
+                &["spec.volumes[0].configMap.name"],
+            ),
+            (
+                "default mode",
+                |p| p.spec.volumes[0].config_map.as_mut().unwrap().default_mode = Some(0o1000),
+                &["spec.volumes[0].configMap.defaultMode"],
+            ),
+            (
+                "projected path escapes",
+                |p| {
+                    p.spec.volumes[0].config_map.as_mut().unwrap().items = vec![KeyToPath {
+                        key: "a".into(),
+                        path: "../a".into(),
+                        mode: None,
+                    }];
+                },
+                &["spec.volumes[0].configMap.items[0].path"],
+            ),
+            (
+                "emptyDir medium",
+                |p| p.spec.volumes[1].empty_dir.as_mut().unwrap().medium = "HugePages".into(),
+                &["spec.volumes[1].emptyDir.medium"],
+            ),
+            (
+                "mount of unknown volume",
+                |p| p.spec.containers[0].volume_mounts[0].name = "nope".into(),
+                &["spec.containers[0].volumeMounts[0].name"],
+            ),
+            (
+                "relative mount path",
+                |p| p.spec.containers[0].volume_mounts[0].mount_path = "etc".into(),
+                &["spec.containers[0].volumeMounts[0].mountPath"],
+            ),
+            (
+                "duplicate mount path",
+                |p| p.spec.containers[0].volume_mounts[1].mount_path = "/etc/web".into(),
+                &["spec.containers[0].volumeMounts[1].mountPath"],
+            ),
+            (
+                "env without name",
+                |p| p.spec.containers[0].env[0].name.clear(),
+                &["spec.containers[0].env[0].name"],
+            ),
+            (
+                "env name with =",
+                |p| p.spec.containers[0].env[0].name = "A=B".into(),
+                &["spec.containers[0].env[0].name"],
+            ),
+            (
+                "value and valueFrom",
+                |p| p.spec.containers[0].env[1].value = "x".into(),
+                &["spec.containers[0].env[1].valueFrom"],
+            ),
+            (
+                "valueFrom with two sources",
+                |p| {
+                    let from = p.spec.containers[0].env[1].value_from.as_mut().unwrap();
+                    from.config_map_key_ref = Some(super::super::ConfigMapKeySelector {
+                        name: "c".into(),
+                        key: "k".into(),
+                        optional: None,
+                    });
+                },
+                &["spec.containers[0].env[1].valueFrom"],
+            ),
+            (
+                "valueFrom without source",
+                |p| p.spec.containers[0].env[1].value_from = Some(Default::default()),
+                &["spec.containers[0].env[1].valueFrom"],
+            ),
+            (
+                "unsupported fieldRef",
+                |p| {
+                    let from = p.spec.containers[0].env[1].value_from.as_mut().unwrap();
+                    from.field_ref.as_mut().unwrap().field_path = "spec.containers".into();
+                },
+                &["spec.containers[0].env[1].valueFrom.fieldRef.fieldPath"],
+            ),
+            (
+                "secret key missing",
+                |p| {
+                    let from = p.spec.containers[0].env[3].value_from.as_mut().unwrap();
+                    from.secret_key_ref.as_mut().unwrap().key.clear();
+                },
+                &["spec.containers[0].env[3].valueFrom.secretKeyRef.key"],
+            ),
+            (
+                "activeDeadlineSeconds 0",
+                |p| p.spec.active_deadline_seconds = Some(0),
+                &["spec.activeDeadlineSeconds"],
+            ),
+            (
+                "negative grace period",
+                |p| p.spec.termination_grace_period_seconds = Some(-1),
+                &["spec.terminationGracePeriodSeconds"],
+            ),
+            (
+                "toleration operator",
+                |p| p.spec.tolerations[0].operator = "In".into(),
+                &["spec.tolerations[0].operator"],
+            ),
+            (
+                "toleration effect",
+                |p| p.spec.tolerations[0].effect = "NoRun".into(),
+                &["spec.tolerations[0].effect"],
+            ),
+            (
+                "toleration without key needs Exists",
+                |p| p.spec.tolerations[0].key.clear(),
+                &["spec.tolerations[0].operator"],
+            ),
+            (
+                "Exists toleration with value",
+                |p| p.spec.tolerations[0].operator = "Exists".into(),
+                &["spec.tolerations[0].value"],
+            ),
+            (
+                "tolerationSeconds without NoExecute",
+                |p| p.spec.tolerations[0].toleration_seconds = Some(60),
+                &["spec.tolerations[0].effect"],
+            ),
+            (
+                "probe without handler",
+                |p| {
+                    p.spec.containers[0]
+                        .readiness_probe
+                        .as_mut()
+                        .unwrap()
+                        .http_get = None
+                },
+                &["spec.containers[0].readinessProbe"],
+            ),
+            (
+                "probe with two handlers",
+                |p| {
+                    p.spec.containers[0]
+                        .readiness_probe
+                        .as_mut()
+                        .unwrap()
+                        .tcp_socket = Some(super::super::TcpSocketAction {
+                        port: IntOrString::Int(80),
+                        host: String::new(),
+                    });
+                },
+                &["spec.containers[0].readinessProbe"],
+            ),
+            (
+                "liveness successThreshold",
+                |p| {
+                    let mut probe = p.spec.containers[0].readiness_probe.clone().unwrap();
+                    probe.success_threshold = 2;
+                    p.spec.containers[0].liveness_probe = Some(probe);
+                },
+                &["spec.containers[0].livenessProbe.successThreshold"],
+            ),
+            (
+                "probe port name",
+                |p| {
+                    let g = p.spec.containers[0]
+                        .readiness_probe
+                        .as_mut()
+                        .unwrap()
+                        .http_get
+                        .as_mut()
+                        .unwrap();
+                    g.port = IntOrString::String("Not A Port".into());
+                },
+                &["spec.containers[0].readinessProbe.httpGet.port"],
+            ),
+            (
+                "init container with a probe",
+                |p| {
+                    let mut init = p.spec.containers[0].clone();
+                    init.name = "setup".into();
+                    p.spec.init_containers.push(init);
+                },
+                &["spec.initContainers[0].readinessProbe"],
+            ),
+            (
+                "restartPolicy on a regular container",
+                |p| p.spec.containers[0].restart_policy = Some("Always".into()),
+                &["spec.containers[0].restartPolicy"],
+            ),
+            (
+                "pull policy",
+                |p| p.spec.containers[0].image_pull_policy = "Sometimes".into(),
+                &["spec.containers[0].imagePullPolicy"],
+            ),
+            (
+                "node selector value",
+                |p| {
+                    p.spec
+                        .node_selector
+                        .insert("disk".into(), "fast ssd".into());
+                },
+                &["spec.nodeSelector[disk]"],
+            ),
+            (
+                "node name",
+                |p| p.spec.node_name = "Node_1".into(),
+                &["spec.nodeName"],
+            ),
+            (
+                "empty node selector terms",
+                |p| {
+                    p.spec.affinity = Some(serde_json::from_value(json!({"nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []}}})).unwrap());
+                },
+                &[
+                    "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms",
+                ],
+            ),
+            (
+                "node affinity operator and weight",
+                |p| {
+                    p.spec.affinity = Some(serde_json::from_value(json!({"nodeAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 0, "preference": {
+                            "matchExpressions": [{"key": "zone", "operator": "Near", "values": ["a"]}]}}]}})).unwrap());
+                },
+                &[
+                    "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight",
+                    "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0].operator",
+                ],
+            ),
+            (
+                "pod anti-affinity without topology key",
+                |p| {
+                    p.spec.affinity = Some(serde_json::from_value(json!({"podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [{"labelSelector": {"matchLabels": {"app": "web"}}}]}})).unwrap());
+                },
+                &[
+                    "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey",
+                ],
+            ),
+            (
+                "topology spread",
+                |p| {
+                    p.spec.topology_spread_constraints = vec![
+                        serde_json::from_value(json!({
+                        "maxSkew": 0, "topologyKey": "zone", "whenUnsatisfiable": "Maybe"}))
+                        .unwrap(),
+                    ];
+                },
+                &[
+                    "spec.topologySpreadConstraints[0].maxSkew",
+                    "spec.topologySpreadConstraints[0].whenUnsatisfiable",
+                ],
+            ),
+            (
+                "runAsUser",
+                |p| {
+                    p.spec.security_context = Some(PodSecurityContext {
+                        run_as_user: Some(-1),
+                        ..Default::default()
+                    })
+                },
+                &["spec.securityContext.runAsUser"],
+            ),
+            (
+                "status phase",
+                |p| p.status.phase = "Sleeping".into(),
+                &["status.phase"],
+            ),
+        ];
+        for (name, mutate, want) in cases {
+            let mut p = base_pod();
+            mutate(&mut p);
+            assert_eq!(error_fields(&p), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn unsupported_volumes_are_named_in_the_message() {
+        let mut p = base_pod();
+        p.spec.volumes[1].empty_dir = None;
+        p.spec.volumes[1].host_path = Some(Default::default());
+        let msg = p.validate().summary();
+        assert!(
+            msg.contains(
+                "spec.volumes[1].hostPath: Forbidden: hostPath volumes are not supported by wasmk"
+            ),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn update_rules() {
+        type Case = (&'static str, fn(&mut Pod), &'static [&'static str]);
+        let cases: &[Case] = &[
+            ("nothing", |_| {}, &[]),
+            (
+                "image",
+                |p| p.spec.containers[0].image = "hello:v2".into(),
+                &[],
+            ),
+            (
+                "deadline set",
+                |p| p.spec.active_deadline_seconds = Some(600),
+                &[],
+            ),
+            (
+                "grace period",
+                |p| p.spec.termination_grace_period_seconds = Some(5),
+                &[],
+            ),
+            (
+                "toleration added",
+                |p| {
+                    p.spec.tolerations.push(Toleration {
+                        operator: "Exists".into(),
+                        ..Default::default()
+                    })
+                },
+                &[],
+            ),
+            ("bind", |p| p.spec.node_name = "node-1".into(), &[]),
+            (
+                "command",
+                |p| p.spec.containers[0].command = vec!["run".into()],
+                &["spec"],
+            ),
+            (
+                "restart policy",
+                |p| p.spec.restart_policy = "Never".into(),
+                &["spec"],
+            ),
+            (
+                "toleration removed",
+                |p| p.spec.tolerations.clear(),
+                &["spec.tolerations"],
+            ),
+        ];
+        for (name, mutate, want) in cases {
+            let old = base_pod();
+            let mut new = old.clone();
+            mutate(&mut new);
+            let got: Vec<String> = new
+                .validate_update(&old)
+                .0
+                .into_iter()
+                .map(|e| e.field)
+                .collect();
+            assert_eq!(got, *want, "{name}");
+        }
+        let mut old = base_pod();
+        old.spec.active_deadline_seconds = Some(600);
+        old.spec.node_name = "node-1".into();
+        let check = |f: fn(&mut Pod)| {
+            let mut new = old.clone();
+            f(&mut new);
+            new.validate_update(&old)
+                .0
+                .into_iter()
+                .map(|e| e.field)
+                .collect::<Vec<_>>()
+        };
+        assert!(check(|p| p.spec.active_deadline_seconds = Some(300)).is_empty());
+        assert_eq!(
+            check(|p| p.spec.active_deadline_seconds = Some(900)),
+            ["spec.activeDeadlineSeconds"]
+        );
+        assert_eq!(
+            check(|p| p.spec.active_deadline_seconds = None),
+            ["spec.activeDeadlineSeconds"]
+        );
+        assert_eq!(
+            check(|p| p.spec.node_name = "node-2".into()),
+            ["spec.nodeName"]
+        );
+        let mut new = old.clone();
+        new.spec.volumes.pop();
+        let detail = &new.validate_update(&old).0[0].detail;
+        assert!(detail.ends_with("changed: volumes"), "{detail}");
+    }
+
+    #[test]
+    fn status_is_kept_and_spec_changes_counted() {
+        let mut p = base_pod();
+        p.status.phase = "Running".into();
+        let mut created = p.clone();
+        created.keep_status(None);
+        assert_eq!(created.status.phase, "Pending");
+        assert_eq!(created.status.qos_class, "Burstable");
+        let mut upd = base_pod();
+        upd.keep_status(Some(&p));
+        assert_eq!(upd.status.phase, "Running");
+        assert!(!upd.spec_changed(&p));
+        upd.spec.containers[0].image = "hello:v2".into();
+        assert!(upd.spec_changed(&p));
+    }
+
+    fn status_pod(status: Value) -> Pod {
+        pod(json!({
+            "metadata": {"name": "web", "creationTimestamp": "2024-05-01T11:00:00Z"},
+            "spec": {"containers": [{"name": "web", "image": "hello:v1"}]},
+            "status": status
+        }))
+    }
+
+    fn cells(p: &Pod) -> Vec<Value> {
+        p.table_row(now())
+    }
+
+    #[test]
+    fn table_status_like_kubectl() {
+        let terminated =
+            |reason: &str, code: i32| json!({"terminated": {"exitCode": code, "reason": reason}});
+        let cases: Vec<(&str, Value, [&str; 3])> = vec![
+            (
+                "new pod",
+                json!({"phase": "Pending"}),
+                ["0/1", "Pending", "0"],
+            ),
+            (
+                "running and ready",
+                json!({"phase": "Running", "containerStatuses": [{"name": "web", "ready": true,
+                    "restartCount": 0, "image": "", "imageID": "", "state": {"running": {}}}]}),
+                ["1/1", "Running", "0"],
+            ),
+            (
+                "crash looping",
+                json!({"phase": "Running", "containerStatuses": [{"name": "web", "ready": false,
+                    "restartCount": 3, "image": "", "imageID": "",
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                        "finishedAt": "2024-05-01T11:58:00Z"}}}]}),
+                ["0/1", "CrashLoopBackOff", "3 (2m ago)"],
+            ),
+            (
+                "completed",
+                json!({"phase": "Succeeded", "containerStatuses": [{"name": "web", "ready": false,
+                    "restartCount": 0, "image": "", "imageID": "", "state": terminated("Completed", 0)}]}),
+                ["0/1", "Completed", "0"],
+            ),
+            (
+                "failed",
+                json!({"phase": "Failed", "containerStatuses": [{"name": "web", "ready": false,
+                    "restartCount": 0, "image": "", "imageID": "", "state": terminated("Error", 2)}]}),
+                ["0/1", "Error", "0"],
+            ),
+            (
+                "terminated without reason",
+                json!({"phase": "Failed", "containerStatuses": [{"name": "web", "ready": false,
+                    "restartCount": 0, "image": "", "imageID": "", "state": terminated("", 137)}]}),
+                ["0/1", "ExitCode:137", "0"],
+            ),
+            (
+                "evicted",
+                json!({"phase": "Failed", "reason": "Evicted"}),
+                ["0/1", "Evicted", "0"],
+            ),
+            (
+                "scheduling gated",
+                json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                    "reason": "SchedulingGated"}]}),
+                ["0/1", "SchedulingGated", "0"],
+            ),
+        ];
+        for (name, status, [ready, reason, restarts]) in cases {
+            let c = cells(&status_pod(status));
+            assert_eq!(c[1], ready, "{name}");
+            assert_eq!(c[2], reason, "{name}");
+            assert_eq!(c[3], restarts, "{name}");
+            assert_eq!(c[4], "60m", "{name}");
+        }
+    }
+
+    #[test]
+    fn table_status_with_init_containers() {
+        let with_init = |init_status: Value| {
+            let mut p =
+                status_pod(json!({"phase": "Pending", "initContainerStatuses": [init_status]}));
+            p.spec.init_containers =
+                vec![serde_json::from_value(json!({"name": "setup", "image": "s:v1"})).unwrap()];
+            p
+        };
+        let st = |state: Value, restarts: i32| json!({"name": "setup", "ready": false, "restartCount": restarts, "image": "", "imageID": "", "state": state});
+        let cases = [
+            (
+                st(json!({"waiting": {"reason": "PodInitializing"}}), 0),
+                "Init:0/1",
+            ),
+            (st(json!({"running": {}}), 0), "Init:0/1"),
+            (
+                st(json!({"waiting": {"reason": "CrashLoopBackOff"}}), 2),
+                "Init:CrashLoopBackOff",
+            ),
+            (
+                st(json!({"terminated": {"exitCode": 1, "reason": "Error"}}), 0),
+                "Init:Error",
+            ),
+            (
+                st(json!({"terminated": {"exitCode": 137, "signal": 9}}), 0),
+                "Init:Signal:9",
+            ),
+            (
+                st(
+                    json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+                    0,
+                ),
+                "Pending",
+            ),
+        ];
+        for (status, want) in cases {
+            let p = with_init(status.clone());
+            assert_eq!(cells(&p)[2], want, "{status}");
+        }
+        assert_eq!(
+            cells(&with_init(st(
+                json!({"waiting": {"reason": "CrashLoopBackOff"}}),
+                2
+            )))[3],
+            "2"
+        );
+    }
+
+    #[test]
+    fn table_terminating_and_wide_cells() {
+        let mut p = status_pod(
+            json!({"phase": "Running", "podIP": "10.0.0.5", "podIPs": [{"ip": "10.0.0.5"}],
+            "nominatedNodeName": "n2",
+            "conditions": [{"type": "Ready", "status": "True"}, {"type": "example.com/lb", "status": "True"}]}),
+        );
+        p.spec.node_name = "n1".into();
+        p.spec.readiness_gates = vec![
+            super::super::PodReadinessGate {
+                condition_type: "example.com/lb".into(),
+            },
+            super::super::PodReadinessGate {
+                condition_type: "example.com/dns".into(),
+            },
+        ];
+        assert_eq!(
+            cells(&p)[5..],
+            [json!("10.0.0.5"), json!("n1"), json!("n2"), json!("1/2")]
+        );
+        p.metadata.deletion_timestamp = Some(ago(5));
+        assert_eq!(cells(&p)[2], "Terminating");
+        p.status.phase = "Succeeded".into();
+        assert_eq!(cells(&p)[2], "Succeeded");
+        let bare = status_pod(json!({}));
+        assert_eq!(
+            cells(&bare)[5..],
+            [
+                json!("<none>"),
+                json!("<none>"),
+                json!("<none>"),
+                json!("<none>")
+            ]
+        );
+        assert_eq!(cells(&bare)[0], "web");
+        assert_eq!(Pod::table_columns().len(), cells(&bare).len());
+    }
+
+    #[test]
+    fn field_values_and_helpers() {
+        let mut p = base_pod();
+        p.set_defaults();
+        p.status.pod_ip = "10.0.0.9".into();
+        let cases = [
+            ("spec.nodeName", Some("")),
+            ("spec.restartPolicy", Some("Always")),
+            ("spec.schedulerName", Some("default-scheduler")),
+            ("spec.serviceAccountName", Some("")),
+            ("spec.hostNetwork", Some("false")),
+            ("status.phase", Some("Pending")),
+            ("status.podIP", Some("10.0.0.9")),
+            ("status.nominatedNodeName", Some("")),
+            ("spec.containers", None),
+        ];
+        for (field, want) in cases {
+            assert_eq!(p.field_value(field).as_deref(), want, "{field}");
+        }
+        assert!(!p.is_terminal());
+        assert!(!pod_ready(&p));
+        p.status.conditions.push(super::super::PodCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            ..Default::default()
+        });
+        assert!(pod_ready(&p));
+        p.status.phase = "Failed".into();
+        assert!(p.is_terminal());
+    }
+
+    #[test]
+    fn binding_validation() {
+        let b: Binding = serde_json::from_value(json!({
+            "metadata": {"name": "web"}, "target": {"kind": "Node", "name": "n1"}}))
+        .unwrap();
+        assert!(b.validate().is_empty());
+        let bad: Binding = serde_json::from_value(json!({
+            "metadata": {"name": "web"}, "target": {"kind": "Pod"}}))
+        .unwrap();
+        let fields: Vec<String> = bad.validate().0.into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["target.name", "target.kind"]);
     }
 }

@@ -266,3 +266,193 @@ impl ApiObject for LimitRange {
         vec![s(&self.metadata.name), created_at(&self.metadata)]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
+    }
+
+    fn fields(errs: FieldErrors) -> Vec<String> {
+        errs.0.into_iter().map(|e| e.field).collect()
+    }
+
+    fn quota(v: Value) -> ResourceQuota {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn quota_validation() {
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (
+                json!({"hard": {"pods": "10", "requests.cpu": "4", "limits.memory": "8Gi"}}),
+                vec![],
+            ),
+            (json!({"hard": {"pods": "ten"}}), vec!["spec.hard[pods]"]),
+            (json!({"hard": {"cpu": "-1"}}), vec!["spec.hard[cpu]"]),
+            (json!({"hard": {"bad name": "1"}}), vec!["spec.hard"]),
+            (
+                json!({"scopes": ["BestEffort", "Cheap"]}),
+                vec!["spec.scopes[1]"],
+            ),
+            (
+                json!({"scopes": ["BestEffort", "BestEffort"]}),
+                vec!["spec.scopes[1]"],
+            ),
+            (
+                json!({"scopeSelector": {"matchExpressions": [
+                    {"scopeName": "PriorityClass", "operator": "In", "values": ["high"]},
+                    {"scopeName": "PriorityClass", "operator": "In"},
+                    {"scopeName": "Nice", "operator": "Exists"},
+                    {"scopeName": "BestEffort", "operator": "Exists", "values": ["x"]},
+                    {"scopeName": "BestEffort", "operator": "Near"}]}}),
+                vec![
+                    "spec.scopeSelector.matchExpressions[1].values",
+                    "spec.scopeSelector.matchExpressions[2].scopeName",
+                    "spec.scopeSelector.matchExpressions[3].values",
+                    "spec.scopeSelector.matchExpressions[4].operator",
+                ],
+            ),
+        ];
+        for (spec, want) in cases {
+            let q = quota(json!({"metadata": {"name": "q"}, "spec": spec}));
+            assert_eq!(fields(q.validate()), want, "{spec}");
+        }
+        let bad_status =
+            quota(json!({"metadata": {"name": "q"}, "status": {"used": {"pods": "x"}}}));
+        assert_eq!(fields(bad_status.validate()), ["status.used[pods]"]);
+    }
+
+    #[test]
+    fn quota_status_and_table() {
+        let q = quota(json!({
+            "metadata": {"name": "compute", "creationTimestamp": "2024-05-01T11:00:00Z"},
+            "spec": {"hard": {"pods": "10"}},
+            "status": {
+                "hard": {"limits.cpu": "2", "limits.memory": "2Gi", "pods": "10", "requests.cpu": "1", "requests.memory": "1Gi"},
+                "used": {"limits.cpu": "500m", "pods": "3", "requests.cpu": "250m", "requests.memory": "64Mi"}
+            }
+        }));
+        assert_eq!(
+            q.table_row(now()),
+            [
+                json!("compute"),
+                json!("pods: 3/10, requests.cpu: 250m/1, requests.memory: 64Mi/1Gi"),
+                json!("limits.cpu: 500m/2, limits.memory: 0/2Gi"),
+                json!("60m"),
+            ]
+        );
+        assert_eq!(
+            ResourceQuota::table_columns()
+                .iter()
+                .map(|c| c.name)
+                .collect::<Vec<_>>(),
+            ["Name", "Request", "Limit", "Age"]
+        );
+        let mut created = q.clone();
+        created.keep_status(None);
+        assert_eq!(created.status, Default::default());
+        let mut upd =
+            quota(json!({"metadata": {"name": "compute"}, "spec": {"hard": {"pods": "20"}}}));
+        upd.keep_status(Some(&q));
+        assert_eq!(upd.status, q.status);
+        assert!(upd.spec_changed(&q));
+    }
+
+    fn limit_range(limits: Value) -> LimitRange {
+        serde_json::from_value(json!({"metadata": {"name": "lr"}, "spec": {"limits": limits}}))
+            .unwrap()
+    }
+
+    #[test]
+    fn limit_range_defaults() {
+        let mut lr = limit_range(json!([
+            {"type": "Container", "max": {"cpu": "2", "memory": "1Gi"}, "min": {"cpu": "50m", "memory": "16Mi"},
+             "default": {"cpu": "500m"}},
+            {"type": "Pod", "max": {"cpu": "4"}}
+        ]));
+        lr.set_defaults();
+        let c = &lr.spec.limits[0];
+        let q = |list: &ResourceList, k: &str| list.get(k).map(|q| q.as_str().to_string());
+        assert_eq!(q(&c.default, "cpu").as_deref(), Some("500m"));
+        assert_eq!(q(&c.default, "memory").as_deref(), Some("1Gi"));
+        assert_eq!(q(&c.default_request, "cpu").as_deref(), Some("500m"));
+        assert_eq!(q(&c.default_request, "memory").as_deref(), Some("1Gi"));
+        assert!(lr.spec.limits[1].default.is_empty());
+        assert!(lr.validate().is_empty());
+
+        let mut min_only = limit_range(json!([{"type": "Container", "min": {"cpu": "100m"}}]));
+        min_only.set_defaults();
+        assert_eq!(
+            q(&min_only.spec.limits[0].default_request, "cpu").as_deref(),
+            Some("100m")
+        );
+    }
+
+    #[test]
+    fn limit_range_validation() {
+        let cases: Vec<(Value, Vec<&str>)> = vec![
+            (
+                json!([{"type": "Container", "max": {"cpu": "1"}, "min": {"cpu": "100m"}}]),
+                vec![],
+            ),
+            (
+                json!([{"type": "PersistentVolumeClaim"}]),
+                vec!["spec.limits[0].type"],
+            ),
+            (json!([{"max": {"cpu": "1"}}]), vec!["spec.limits[0].type"]),
+            (
+                json!([{"type": "Container", "max": {"cpu": "x"}}]),
+                vec!["spec.limits[0].max[cpu]"],
+            ),
+            (
+                json!([{"type": "Container", "max": {"cpu": "1"}, "min": {"cpu": "2"}}]),
+                vec!["spec.limits[0].min[cpu]"],
+            ),
+            (
+                json!([{"type": "Container", "max": {"memory": "1Gi"}, "default": {"memory": "2Gi"}}]),
+                vec!["spec.limits[0].default[memory]"],
+            ),
+            (
+                json!([{"type": "Container", "default": {"cpu": "1"}, "defaultRequest": {"cpu": "2"}}]),
+                vec!["spec.limits[0].defaultRequest[cpu]"],
+            ),
+            (
+                json!([{"type": "Pod", "default": {"cpu": "1"}}]),
+                vec!["spec.limits[0].default"],
+            ),
+            (
+                json!([{"type": "Container", "maxLimitRequestRatio": {"cpu": "500m"}}]),
+                vec!["spec.limits[0].maxLimitRequestRatio[cpu]"],
+            ),
+        ];
+        for (limits, want) in cases {
+            assert_eq!(
+                fields(limit_range(limits.clone()).validate()),
+                want,
+                "{limits}"
+            );
+        }
+    }
+
+    #[test]
+    fn limit_range_table_is_the_generic_one() {
+        let mut lr = limit_range(json!([]));
+        assert_eq!(
+            lr.table_row(now()),
+            [json!("lr"), json!("0001-01-01T00:00:00Z")]
+        );
+        lr.metadata.creation_timestamp = crate::api::Time::from_unix(now().timestamp());
+        assert_eq!(
+            lr.table_row(now()),
+            [json!("lr"), json!("2024-05-01T12:00:00Z")]
+        );
+        let cols = LimitRange::table_columns();
+        assert_eq!((cols[1].name, cols[1].type_), ("Created At", "date"));
+    }
+}

@@ -478,3 +478,404 @@ impl ApiObject for Endpoints {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
+    }
+
+    fn svc(v: Value) -> Service {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn base() -> Service {
+        svc(json!({
+            "metadata": {"name": "web", "namespace": "default", "creationTimestamp": "2024-05-01T11:59:30Z"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
+        }))
+    }
+
+    #[test]
+    fn defaults() {
+        let mut s = svc(json!({"metadata": {"name": "web"}, "spec": {
+            "clusterIP": "10.96.0.10",
+            "ports": [{"port": 80}, {"port": 53, "protocol": "UDP", "targetPort": 5353}]}}));
+        s.set_defaults();
+        let spec = &s.spec;
+        assert_eq!(spec.type_, "ClusterIP");
+        assert_eq!(spec.session_affinity, "None");
+        assert_eq!(spec.ports[0].protocol, "TCP");
+        assert_eq!(spec.ports[0].target_port, Some(IntOrString::Int(80)));
+        assert_eq!(spec.ports[1].protocol, "UDP");
+        assert_eq!(spec.ports[1].target_port, Some(IntOrString::Int(5353)));
+        assert_eq!(spec.internal_traffic_policy.as_deref(), Some("Cluster"));
+        assert_eq!(spec.external_traffic_policy, "");
+        assert_eq!(spec.cluster_ips, ["10.96.0.10"]);
+        assert_eq!(spec.ip_families, ["IPv4"]);
+        assert_eq!(spec.ip_family_policy.as_deref(), Some("SingleStack"));
+
+        let mut np = svc(
+            json!({"spec": {"type": "NodePort", "clusterIPs": ["fd00::10"], "ports": [{"port": 80}]}}),
+        );
+        np.set_defaults();
+        assert_eq!(np.spec.external_traffic_policy, "Cluster");
+        assert_eq!(np.spec.cluster_ip, "fd00::10");
+        assert_eq!(np.spec.ip_families, ["IPv6"]);
+
+        let mut ext =
+            svc(json!({"spec": {"type": "ExternalName", "externalName": "db.example.com"}}));
+        ext.set_defaults();
+        assert_eq!(ext.spec.internal_traffic_policy, None);
+        assert_eq!(ext.spec.ip_family_policy, None);
+
+        let mut pending = base();
+        pending.set_defaults();
+        assert!(
+            pending.spec.ip_families.is_empty(),
+            "families come with the allocated IP"
+        );
+    }
+
+    #[test]
+    fn validation_rules() {
+        type Case = (&'static str, fn(&mut Service), &'static [&'static str]);
+        let cases: &[Case] = &[
+            ("valid", |_| {}, &[]),
+            (
+                "dns-1035 name",
+                |s| s.metadata.name = "1web".into(),
+                &["metadata.name"],
+            ),
+            ("type", |s| s.spec.type_ = "Ingress".into(), &["spec.type"]),
+            ("ports required", |s| s.spec.ports.clear(), &["spec.ports"]),
+            (
+                "port 0",
+                |s| s.spec.ports[0].port = 0,
+                &["spec.ports[0].port"],
+            ),
+            (
+                "port too big",
+                |s| s.spec.ports[0].port = 70000,
+                &["spec.ports[0].port"],
+            ),
+            (
+                "protocol",
+                |s| s.spec.ports[0].protocol = "ICMP".into(),
+                &["spec.ports[0].protocol"],
+            ),
+            (
+                "names required with several ports",
+                |s| {
+                    let mut p = s.spec.ports[0].clone();
+                    p.name.clear();
+                    p.port = 443;
+                    s.spec.ports.push(p);
+                },
+                &["spec.ports[1].name"],
+            ),
+            (
+                "unique names",
+                |s| {
+                    let mut p = s.spec.ports[0].clone();
+                    p.port = 443;
+                    s.spec.ports.push(p);
+                },
+                &["spec.ports[1].name"],
+            ),
+            (
+                "duplicate port",
+                |s| {
+                    let mut p = s.spec.ports[0].clone();
+                    p.name = "other".into();
+                    s.spec.ports.push(p);
+                },
+                &["spec.ports[1]"],
+            ),
+            (
+                "target port",
+                |s| s.spec.ports[0].target_port = Some(IntOrString::Int(0)),
+                &["spec.ports[0].targetPort"],
+            ),
+            (
+                "node port on ClusterIP",
+                |s| s.spec.ports[0].node_port = 30080,
+                &["spec.ports[0].nodePort"],
+            ),
+            (
+                "node port range",
+                |s| {
+                    s.spec.type_ = "NodePort".into();
+                    s.spec.ports[0].node_port = -5;
+                },
+                &["spec.ports[0].nodePort"],
+            ),
+            (
+                "cluster IP",
+                |s| s.spec.cluster_ip = "10.0.0.300".into(),
+                &["spec.clusterIP"],
+            ),
+            (
+                "headless NodePort",
+                |s| {
+                    s.spec.type_ = "NodePort".into();
+                    s.spec.cluster_ip = "None".into();
+                },
+                &["spec.clusterIP"],
+            ),
+            (
+                "clusterIPs must match",
+                |s| {
+                    s.spec.cluster_ip = "10.0.0.1".into();
+                    s.spec.cluster_ips = vec!["10.0.0.2".into()];
+                },
+                &["spec.clusterIPs[0]"],
+            ),
+            (
+                "external name required",
+                |s| s.spec.type_ = "ExternalName".into(),
+                &["spec.externalName"],
+            ),
+            (
+                "external name without ports is fine",
+                |s| {
+                    s.spec.type_ = "ExternalName".into();
+                    s.spec.external_name = "db.example.com".into();
+                    s.spec.ports.clear();
+                },
+                &[],
+            ),
+            (
+                "session affinity",
+                |s| s.spec.session_affinity = "Sticky".into(),
+                &["spec.sessionAffinity"],
+            ),
+            (
+                "external IPs",
+                |s| s.spec.external_ips = vec!["x".into()],
+                &["spec.externalIPs[0]"],
+            ),
+            (
+                "external traffic policy on ClusterIP",
+                |s| s.spec.external_traffic_policy = "Local".into(),
+                &["spec.externalTrafficPolicy"],
+            ),
+            (
+                "internal traffic policy",
+                |s| s.spec.internal_traffic_policy = Some("Nearby".into()),
+                &["spec.internalTrafficPolicy"],
+            ),
+            (
+                "ip families",
+                |s| s.spec.ip_families = vec!["IPv5".into()],
+                &["spec.ipFamilies[0]"],
+            ),
+            (
+                "selector",
+                |s| {
+                    s.spec.selector.insert("app".into(), "-bad".into());
+                },
+                &["spec.selector[app]"],
+            ),
+        ];
+        for (name, mutate, want) in cases {
+            let mut s = base();
+            mutate(&mut s);
+            let got: Vec<String> = s.validate().0.into_iter().map(|e| e.field).collect();
+            assert_eq!(got, *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn cluster_ip_is_immutable_and_allocations_are_kept() {
+        let mut old = base();
+        old.spec.type_ = "NodePort".into();
+        old.spec.cluster_ip = "10.96.0.5".into();
+        old.spec.cluster_ips = vec!["10.96.0.5".into()];
+        old.spec.ip_families = vec!["IPv4".into()];
+        old.spec.ports[0].node_port = 30080;
+        old.status.load_balancer.ingress = vec![Default::default()];
+
+        let mut changed = old.clone();
+        changed.spec.cluster_ip = "10.96.0.6".into();
+        let fields: Vec<String> = changed
+            .validate_update(&old)
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["spec.clusterIP"]);
+
+        // A re-applied manifest without the allocated values keeps them.
+        let mut reapplied = base();
+        reapplied.spec.type_ = "NodePort".into();
+        reapplied.keep_status(Some(&old));
+        assert_eq!(reapplied.spec.cluster_ip, "10.96.0.5");
+        assert_eq!(reapplied.spec.cluster_ips, ["10.96.0.5"]);
+        assert_eq!(reapplied.spec.ports[0].node_port, 30080);
+        assert_eq!(reapplied.status, old.status);
+        assert!(reapplied.validate_update(&old).is_empty());
+
+        // Switching to ExternalName drops the cluster IP legitimately.
+        let mut ext = old.clone();
+        ext.spec.type_ = "ExternalName".into();
+        ext.spec.cluster_ip.clear();
+        assert!(ext.validate_update(&old).is_empty());
+
+        let mut created = old.clone();
+        created.keep_status(None);
+        assert_eq!(created.status, Default::default());
+        assert!(!old.clone().spec_changed(&old));
+        assert!(ext.spec_changed(&old));
+    }
+
+    #[test]
+    fn table_rows() {
+        let row = |v: Value| {
+            let mut s = svc(v);
+            s.metadata.name = "web".into();
+            s.metadata.creation_timestamp = crate::api::Time::from_unix(now().timestamp() - 30);
+            s.set_defaults();
+            s.table_row(now())
+        };
+        let cases: Vec<(Value, [&str; 5])> = vec![
+            (
+                json!({"spec": {"clusterIP": "10.96.0.1", "ports": [{"port": 80}], "selector": {"app": "web"}}}),
+                ["ClusterIP", "10.96.0.1", "<none>", "80/TCP", "app=web"],
+            ),
+            (
+                json!({"spec": {"type": "NodePort", "clusterIP": "10.96.0.2",
+                    "ports": [{"name": "a", "port": 80, "nodePort": 30080}, {"name": "b", "port": 53, "protocol": "UDP"}]}}),
+                [
+                    "NodePort",
+                    "10.96.0.2",
+                    "<none>",
+                    "80:30080/TCP,53/UDP",
+                    "<none>",
+                ],
+            ),
+            (
+                json!({"spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.3", "ports": [{"port": 443}]}}),
+                [
+                    "LoadBalancer",
+                    "10.96.0.3",
+                    "<pending>",
+                    "443/TCP",
+                    "<none>",
+                ],
+            ),
+            (
+                json!({"spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.3", "ports": [{"port": 443}],
+                    "externalIPs": ["1.2.3.4"]},
+                    "status": {"loadBalancer": {"ingress": [{"ip": "5.6.7.8"}, {"hostname": "lb.example.com"}]}}}),
+                [
+                    "LoadBalancer",
+                    "10.96.0.3",
+                    "5.6.7.8,lb.example.com,1.2.3.4",
+                    "443/TCP",
+                    "<none>",
+                ],
+            ),
+            (
+                json!({"spec": {"type": "ExternalName", "externalName": "db.example.com"}}),
+                [
+                    "ExternalName",
+                    "<none>",
+                    "db.example.com",
+                    "<none>",
+                    "<none>",
+                ],
+            ),
+            (
+                json!({"spec": {"clusterIP": "None", "ports": [{"port": 80}], "externalIPs": ["1.1.1.1", "2.2.2.2"]}}),
+                ["ClusterIP", "None", "1.1.1.1,2.2.2.2", "80/TCP", "<none>"],
+            ),
+        ];
+        for (v, [t, ip, ext, ports, sel]) in cases {
+            let c = row(v.clone());
+            assert_eq!(
+                c,
+                [
+                    json!("web"),
+                    json!(t),
+                    json!(ip),
+                    json!(ext),
+                    json!(ports),
+                    json!("30s"),
+                    json!(sel)
+                ],
+                "{v}"
+            );
+        }
+        assert_eq!(Service::table_columns().len(), 7);
+        assert_eq!(Service::table_columns()[6].priority, 1);
+    }
+
+    #[test]
+    fn endpoints_cells() {
+        let ep = |subsets: Value| -> Endpoints {
+            serde_json::from_value(json!({"metadata": {"name": "web"}, "subsets": subsets}))
+                .unwrap()
+        };
+        let addrs = |ips: &[&str]| ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>();
+        let cases = vec![
+            (json!([]), "<none>"),
+            (
+                json!([{"addresses": addrs(&["10.0.0.1", "10.0.0.2"]), "ports": [{"port": 8080}]}]),
+                "10.0.0.1:8080,10.0.0.2:8080",
+            ),
+            (
+                json!([{"addresses": addrs(&["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]),
+                    "ports": [{"port": 80}]}]),
+                "10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 2 more...",
+            ),
+            (
+                json!([{"addresses": addrs(&["10.0.0.1", "10.0.0.2"]),
+                    "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 443}]}]),
+                "10.0.0.1:80,10.0.0.2:80,10.0.0.1:443 + 1 more...",
+            ),
+            (json!([{"addresses": addrs(&["10.0.0.7"])}]), "10.0.0.7"),
+            (
+                json!([{"addresses": addrs(&["fd00::1"]), "ports": [{"port": 80}]}]),
+                "[fd00::1]:80",
+            ),
+            (
+                json!([{"notReadyAddresses": addrs(&["10.0.0.1"]), "ports": [{"port": 80}]}]),
+                "",
+            ),
+        ];
+        for (subsets, want) in cases {
+            assert_eq!(endpoints_cell(&ep(subsets.clone())), want, "{subsets}");
+        }
+        let e = ep(json!([{"addresses": addrs(&["10.0.0.1"]), "ports": [{"port": 80}]}]));
+        assert_eq!(e.table_row(now())[2], "<unknown>");
+    }
+
+    #[test]
+    fn endpoints_defaults_and_validation() {
+        let mut e: Endpoints =
+            serde_json::from_value(json!({"metadata": {"name": "web"}, "subsets": [{
+            "addresses": [{"ip": "10.0.0.1"}, {"ip": "nope"}],
+            "notReadyAddresses": [{"ip": ""}],
+            "ports": [{"name": "a", "port": 80}, {"port": 0, "protocol": "ICMP"}]}]}))
+            .unwrap();
+        e.set_defaults();
+        assert_eq!(e.subsets[0].ports[0].protocol, "TCP");
+        let fields: Vec<String> = e.validate().0.into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "subsets[0].addresses[1].ip",
+                "subsets[0].notReadyAddresses[0].ip",
+                "subsets[0].ports[1].name",
+                "subsets[0].ports[1].port",
+                "subsets[0].ports[1].protocol",
+            ]
+        );
+    }
+}
