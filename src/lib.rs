@@ -32,4 +32,5 @@ pub mod client;
 pub mod controllers;
 pub mod sandbox;
 pub mod scheduler;
+pub mod server;
 pub mod store;

@@ -1,3 +1,20 @@
-//! (filled in by its owner; see src/lib.rs)
+//! The Kubernetes-compatible API server.
+//!
+//! - `rest`: what each verb means (admission, concurrency, deletion,
+//!   subresources, watch), shared by HTTP and in-process callers
+//! - `http`: TLS, authentication, routing, content negotiation, streaming
+//! - `patch`: merge, strategic-merge and JSON patches
+//! - `discovery`, `openapi`, `table`: the documents kubectl reads
+//! - `error`: API errors as `Status` objects
 
+pub mod discovery;
+pub mod error;
+pub mod http;
+pub mod openapi;
 pub mod patch;
+pub mod rest;
+pub mod table;
+
+pub use error::{ApiError, ApiResult};
+pub use http::{ApiServer, serve};
+pub use rest::Api;

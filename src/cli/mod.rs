@@ -1,6 +1,84 @@
-//! The `wasmk` command line.
+//! The `wasmk` command line. Each subcommand parses its arguments here and
+//! calls into the library; output mimics kubectl where the command is the
+//! same.
+
+mod print;
+mod resources;
+mod up;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// wasmk: run WebAssembly modules the way Kubernetes runs containers.
+#[derive(Parser, Debug)]
+#[command(name = "wasmk", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Kubeconfig to use (default: $KUBECONFIG, then ~/.wasmk/kubeconfig).
+    #[arg(long, global = true, env = "WASMK_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Log level filter (e.g. info, debug, wasmk=debug).
+    #[arg(long, global = true, default_value = "info", env = "WASMK_LOG")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start an all-in-one cluster on this machine.
+    Up(up::UpArgs),
+    /// Print the client and server versions.
+    Version,
+    /// Display one or many resources.
+    Get(resources::GetArgs),
+    /// Create or update resources from files (multi-document YAML or JSON).
+    Apply(resources::FileArgs),
+    /// Create resources from files.
+    Create(resources::FileArgs),
+    /// Delete resources by name or from files.
+    Delete(resources::DeleteArgs),
+    /// Show details of a resource.
+    Describe(resources::DescribeArgs),
+}
 
 /// Entry point called by `main.rs`.
-pub fn run() -> anyhow::Result<()> {
-    anyhow::bail!("wasmk: the command line is not built yet")
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(dispatch(cli))
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    let kc = cli.kubeconfig.clone();
+    match cli.command {
+        Command::Up(a) => up::run(a).await,
+        Command::Version => resources::version(kc.as_deref()).await,
+        Command::Get(a) => resources::get(kc.as_deref(), a).await,
+        Command::Apply(a) => resources::apply(kc.as_deref(), a, true).await,
+        Command::Create(a) => resources::apply(kc.as_deref(), a, false).await,
+        Command::Delete(a) => resources::delete(kc.as_deref(), a).await,
+        Command::Describe(a) => resources::describe(kc.as_deref(), a).await,
+    }
+}
+
+/// `~/.wasmk`.
+pub fn wasmk_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+        .join(".wasmk")
 }

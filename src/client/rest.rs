@@ -268,6 +268,17 @@ impl ApiClient {
     }
 
     /// GET a collection.
+    /// GET asking for a `meta.k8s.io/v1` Table (what `kubectl get` prints).
+    pub async fn get_table(&self, path: &str) -> Result<Value, ClientError> {
+        const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+        let timeout = self.inner.request_timeout;
+        let deadline = Instant::now() + timeout;
+        let (server, resp) = self
+            .send_accept(&Method::GET, path, Bytes::new(), None, TABLE, deadline, timeout)
+            .await?;
+        decode_json(&server, path, resp, deadline, timeout).await
+    }
+
     pub async fn list(&self, path: &str, params: &ListParams) -> Result<Value, ClientError> {
         let path = with_query(path, &params.query_pairs());
         self.json(Method::GET, &path, None, None).await
@@ -443,6 +454,21 @@ impl ApiClient {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<(String, Response<Incoming>), ClientError> {
+        self.send_accept(method, path, body, content_type, JSON, deadline, timeout)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_accept(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Bytes,
+        content_type: Option<&str>,
+        accept: &str,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<(String, Response<Incoming>), ClientError> {
         let inner = &self.inner;
         let n = inner.servers.len();
         let start = inner.preferred.load(Ordering::Relaxed);
@@ -450,7 +476,7 @@ impl ApiClient {
         for attempt in 0..n {
             let index = (start + attempt) % n;
             let server = &inner.servers[index];
-            let req = self.request(server, method, path, body.clone(), content_type)?;
+            let req = self.request(server, method, path, body.clone(), content_type, accept)?;
             match tokio::time::timeout_at(deadline, inner.http.request(req)).await {
                 Err(_) => {
                     return Err(ClientError::Timeout {
@@ -494,6 +520,7 @@ impl ApiClient {
         path: &str,
         body: Bytes,
         content_type: Option<&str>,
+        accept: &str,
     ) -> Result<Request<Full<Bytes>>, ClientError> {
         let url = format!("{}{}", server.base, path);
         let uri: Uri = url
@@ -505,7 +532,7 @@ impl ApiClient {
         let mut builder = Request::builder()
             .method(method.clone())
             .uri(uri)
-            .header(header::ACCEPT, JSON)
+            .header(header::ACCEPT, accept)
             .header(
                 header::USER_AGENT,
                 concat!("wasmk/", env!("CARGO_PKG_VERSION")),

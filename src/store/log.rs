@@ -2,8 +2,8 @@
 
 use slog::{Drain, Level, OwnedKVList, Record};
 
-/// A slog drain writing to `tracing` at the matching level (raft's Info
-/// messages, e.g. elections, stay at info).
+/// A slog drain writing to `tracing`; raft's Info messages (every election
+/// step) go to debug so a healthy cluster's log stays quiet.
 pub struct TracingDrain;
 
 impl Drain for TracingDrain {
@@ -15,7 +15,7 @@ impl Drain for TracingDrain {
         match record.level() {
             Level::Critical | Level::Error => tracing::error!(target: "raft", "{msg}"),
             Level::Warning => tracing::warn!(target: "raft", "{msg}"),
-            Level::Info => tracing::info!(target: "raft", "{msg}"),
+            Level::Info => tracing::debug!(target: "raft", "{msg}"),
             Level::Debug => tracing::debug!(target: "raft", "{msg}"),
             Level::Trace => tracing::trace!(target: "raft", "{msg}"),
         }
