@@ -67,7 +67,9 @@ impl ResourceInfo {
     /// The storage key prefix of a list (one namespace, or all).
     pub fn prefix(&self, namespace: Option<&str>) -> String {
         match namespace {
-            Some(ns) if self.namespaced && !ns.is_empty() => format!("{}/{}/", self.qualified(), ns),
+            Some(ns) if self.namespaced && !ns.is_empty() => {
+                format!("{}/{}/", self.qualified(), ns)
+            }
             _ => format!("{}/", self.qualified()),
         }
     }
@@ -140,8 +142,13 @@ pub trait DynResource: Send + Sync {
     /// Admits an update of `old` (both as stored JSON): keeps what the scope
     /// does not cover, keeps immutable metadata, defaults, validates, bumps
     /// the generation when the spec changed.
-    fn admit_update(&self, new: &Value, old: &Value, scope: UpdateScope, fv: FieldValidation)
-    -> Result<Admitted, AdmitError>;
+    fn admit_update(
+        &self,
+        new: &Value,
+        old: &Value,
+        scope: UpdateScope,
+        fv: FieldValidation,
+    ) -> Result<Admitted, AdmitError>;
 
     fn table_columns(&self) -> Vec<TableColumn>;
     /// Table cells of one stored object.
@@ -206,7 +213,11 @@ impl<T: ApiObject + schemars::JsonSchema> Typed<T> {
                 T::KIND,
                 T::VERSION,
                 T::KIND,
-                if path == "." { String::new() } else { format!("{path}: ") },
+                if path == "." {
+                    String::new()
+                } else {
+                    format!("{path}: ")
+                },
                 e.inner()
             ))
         })?;
@@ -214,20 +225,34 @@ impl<T: ApiObject + schemars::JsonSchema> Typed<T> {
     }
 
     fn decode_stored(&self, v: &Value) -> Result<T, String> {
-        serde_json::from_value(v.clone()).map_err(|e| format!("stored {} does not decode: {e}", T::KIND))
+        serde_json::from_value(v.clone())
+            .map_err(|e| format!("stored {} does not decode: {e}", T::KIND))
     }
 
-    fn finish(&self, mut obj: T, unknown: Vec<String>, fv: FieldValidation) -> Result<Admitted, AdmitError> {
+    fn finish(
+        &self,
+        mut obj: T,
+        unknown: Vec<String>,
+        fv: FieldValidation,
+    ) -> Result<Admitted, AdmitError> {
         let warnings = match fv {
-            FieldValidation::Strict if !unknown.is_empty() => return Err(AdmitError::UnknownFields(unknown)),
-            FieldValidation::Warn => unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect(),
+            FieldValidation::Strict if !unknown.is_empty() => {
+                return Err(AdmitError::UnknownFields(unknown));
+            }
+            FieldValidation::Warn => unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect(),
             _ => Vec::new(),
         };
         let m = obj.meta_mut();
         m.managed_fields.clear();
         let mut v = serde_json::to_value(&obj).map_err(|e| AdmitError::Decode(e.to_string()))?;
         set_type_meta(&mut v, &T::api_version(), T::KIND);
-        Ok(Admitted { object: v, warnings })
+        Ok(Admitted {
+            object: v,
+            warnings,
+        })
     }
 }
 
@@ -248,7 +273,9 @@ fn render_path(path: &serde_ignored::Path<'_>) -> String {
                 }
                 out.push_str(key);
             }
-            Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => go(parent, out),
+            Path::Some { parent }
+            | Path::NewtypeStruct { parent }
+            | Path::NewtypeVariant { parent } => go(parent, out),
         }
     }
     let mut s = String::new();
@@ -336,7 +363,8 @@ impl<T: ApiObject + schemars::JsonSchema> DynResource for Typed<T> {
     }
 
     fn supports_field(&self, field: &str) -> bool {
-        matches!(field, "metadata.name" | "metadata.namespace") || T::default().field_value(field).is_some()
+        matches!(field, "metadata.name" | "metadata.namespace")
+            || T::default().field_value(field).is_some()
     }
 
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
@@ -418,26 +446,58 @@ impl Registry {
         const NONE: &[&str] = &[];
         const ALL: &[&str] = &["all"];
         let types: Vec<Box<dyn DynResource>> = vec![
-            Box::new(Typed::<core::Pod>::new(&["po"], ALL, &["status", "log", "binding", "eviction"])),
+            Box::new(Typed::<core::Pod>::new(
+                &["po"],
+                ALL,
+                &["status", "log", "binding", "eviction"],
+            )),
             Box::new(Typed::<core::Service>::new(&["svc"], ALL, &["status"])),
             Box::new(Typed::<core::Endpoints>::new(&["ep"], NONE, NONE)),
-            Box::new(Typed::<core::Namespace>::new(&["ns"], NONE, &["status", "finalize"])),
+            Box::new(Typed::<core::Namespace>::new(
+                &["ns"],
+                NONE,
+                &["status", "finalize"],
+            )),
             Box::new(Typed::<core::Node>::new(&["no"], NONE, &["status"])),
             Box::new(Typed::<core::ConfigMap>::new(&["cm"], NONE, NONE)),
             Box::new(Typed::<core::Secret>::new(NONE, NONE, NONE)),
-            Box::new(Typed::<core::ResourceQuota>::new(&["quota"], NONE, &["status"])),
+            Box::new(Typed::<core::ResourceQuota>::new(
+                &["quota"],
+                NONE,
+                &["status"],
+            )),
             Box::new(Typed::<core::LimitRange>::new(&["limits"], NONE, NONE)),
             Box::new(Typed::<core::Event>::new(&["ev"], NONE, NONE)),
-            Box::new(Typed::<core::ReplicationController>::new(&["rc"], ALL, &["status", "scale"])),
-            Box::new(Typed::<apps::Deployment>::new(&["deploy"], ALL, &["status", "scale"])),
-            Box::new(Typed::<apps::ReplicaSet>::new(&["rs"], ALL, &["status", "scale"])),
+            Box::new(Typed::<core::ReplicationController>::new(
+                &["rc"],
+                ALL,
+                &["status", "scale"],
+            )),
+            Box::new(Typed::<apps::Deployment>::new(
+                &["deploy"],
+                ALL,
+                &["status", "scale"],
+            )),
+            Box::new(Typed::<apps::ReplicaSet>::new(
+                &["rs"],
+                ALL,
+                &["status", "scale"],
+            )),
             Box::new(Typed::<apps::DaemonSet>::new(&["ds"], ALL, &["status"])),
             Box::new(Typed::<apps::ControllerRevision>::new(NONE, NONE, NONE)),
             Box::new(Typed::<batch::Job>::new(NONE, ALL, &["status"])),
             Box::new(Typed::<batch::CronJob>::new(&["cj"], ALL, &["status"])),
-            Box::new(Typed::<autoscaling::HorizontalPodAutoscaler>::new(&["hpa"], ALL, &["status"])),
+            Box::new(Typed::<autoscaling::HorizontalPodAutoscaler>::new(
+                &["hpa"],
+                ALL,
+                &["status"],
+            )),
             Box::new(Typed::<coordination::Lease>::new(NONE, NONE, NONE)),
-            Box::new(Typed::<wasmk::Module>::new(&["mod", "wasm"], NONE, &["status"])),
+            Box::new(Typed::<wasmk::Module>::new(
+                &["mod", "wasm"],
+                NONE,
+                &["status"],
+            )),
         ];
         Registry { types }
     }
@@ -456,7 +516,8 @@ impl Registry {
 
     /// By group and kind (the object form).
     pub fn by_kind(&self, group: &str, kind: &str) -> Option<&dyn DynResource> {
-        self.all().find(|t| t.info().group == group && t.info().kind == kind)
+        self.all()
+            .find(|t| t.info().group == group && t.info().kind == kind)
     }
 
     /// By what a user types: plural, singular, short name, kind, optionally
@@ -469,7 +530,9 @@ impl Registry {
         };
         self.all().find(|t| {
             let i = t.info();
-            let group_ok = group.as_deref().is_none_or(|g| g == i.group || (g == "core" && i.group.is_empty()));
+            let group_ok = group
+                .as_deref()
+                .is_none_or(|g| g == i.group || (g == "core" && i.group.is_empty()));
             group_ok
                 && (i.plural == base
                     || i.singular == base
@@ -511,8 +574,14 @@ mod tests {
         }
         assert!(r.resolve("deployments.batch").is_none());
         assert!(r.resolve("widgets").is_none());
-        assert_eq!(r.find("apps", "v1", "replicasets").unwrap().info().kind, "ReplicaSet");
-        assert_eq!(r.by_kind("", "ConfigMap").unwrap().info().plural, "configmaps");
+        assert_eq!(
+            r.find("apps", "v1", "replicasets").unwrap().info().kind,
+            "ReplicaSet"
+        );
+        assert_eq!(
+            r.by_kind("", "ConfigMap").unwrap().info().plural,
+            "configmaps"
+        );
     }
 
     #[test]
@@ -544,7 +613,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let bad = json!({"metadata": {"name": "Not_Valid"}, "data": {}});
-        assert!(matches!(cm.admit_create(&bad, FieldValidation::Warn), Err(AdmitError::Invalid(_))));
+        assert!(matches!(
+            cm.admit_create(&bad, FieldValidation::Warn),
+            Err(AdmitError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -564,7 +636,10 @@ mod tests {
         match d.admit_create(&obj, FieldValidation::Warn) {
             Err(AdmitError::Decode(m)) => {
                 assert!(m.contains("spec.replicas"), "{m}");
-                assert!(m.starts_with("Deployment in version \"v1\" cannot be handled as a Deployment"), "{m}");
+                assert!(
+                    m.starts_with("Deployment in version \"v1\" cannot be handled as a Deployment"),
+                    "{m}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -576,7 +651,10 @@ mod tests {
         let base = json!({"metadata": {"name": "w", "namespace": "d", "uid": "u1"},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}},
                      "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "m:1"}]}}}});
-        let created = d.admit_create(&base, FieldValidation::Strict).unwrap().object;
+        let created = d
+            .admit_create(&base, FieldValidation::Strict)
+            .unwrap()
+            .object;
         assert_eq!(created["metadata"]["generation"], 1);
         let mut stored = created.clone();
         stored["status"] = json!({"replicas": 1});
@@ -584,12 +662,28 @@ mod tests {
         changed["spec"]["replicas"] = json!(3);
         changed["metadata"]["uid"] = json!("forged");
         changed["status"] = json!({"replicas": 99});
-        let up = d.admit_update(&changed, &stored, UpdateScope::Main, FieldValidation::Strict).unwrap().object;
+        let up = d
+            .admit_update(
+                &changed,
+                &stored,
+                UpdateScope::Main,
+                FieldValidation::Strict,
+            )
+            .unwrap()
+            .object;
         assert_eq!(up["metadata"]["generation"], 2);
         assert_eq!(up["metadata"]["uid"], "u1");
         assert_eq!(up["status"]["replicas"], 1);
         // A status update changes only status.
-        let st = d.admit_update(&changed, &stored, UpdateScope::Status, FieldValidation::Strict).unwrap().object;
+        let st = d
+            .admit_update(
+                &changed,
+                &stored,
+                UpdateScope::Status,
+                FieldValidation::Strict,
+            )
+            .unwrap()
+            .object;
         assert_eq!(st["status"]["replicas"], 99);
         assert_eq!(st["spec"]["replicas"], 1);
         assert_eq!(st["metadata"]["generation"], 1);
@@ -600,12 +694,21 @@ mod tests {
         let pods = reg().resolve("pods").unwrap();
         let p = json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
         assert_eq!(pods.field_value(&p, "spec.nodeName").as_deref(), Some("n1"));
-        assert_eq!(pods.field_value(&p, "status.phase").as_deref(), Some("Running"));
-        assert_eq!(pods.field_value(&p, "metadata.namespace").as_deref(), Some("ns"));
+        assert_eq!(
+            pods.field_value(&p, "status.phase").as_deref(),
+            Some("Running")
+        );
+        assert_eq!(
+            pods.field_value(&p, "metadata.namespace").as_deref(),
+            Some("ns")
+        );
         assert!(pods.supports_field("spec.nodeName"));
         assert!(!pods.supports_field("spec.bogus"));
         let unbound = json!({"metadata": {"name": "p"}});
-        assert_eq!(pods.field_value(&unbound, "spec.nodeName").as_deref(), Some(""));
+        assert_eq!(
+            pods.field_value(&unbound, "spec.nodeName").as_deref(),
+            Some("")
+        );
     }
 
     #[test]

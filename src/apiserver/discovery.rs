@@ -105,15 +105,21 @@ fn resource_entry(t: &dyn DynResource) -> Vec<Value> {
         }
     }
     for sub in i.subresources {
-        let (kind, verbs, group, version): (&str, Vec<&str>, Option<&str>, Option<&str>) = match *sub {
-            "status" => (i.kind, vec!["get", "patch", "update"], None, None),
-            "scale" => ("Scale", vec!["get", "patch", "update"], Some("autoscaling"), Some("v1")),
-            "log" => ("Pod", vec!["get"], None, None),
-            "binding" => ("Binding", vec!["create"], None, None),
-            "eviction" => ("Eviction", vec!["create"], Some("policy"), Some("v1")),
-            "finalize" => ("Namespace", vec!["update"], None, None),
-            _ => continue,
-        };
+        let (kind, verbs, group, version): (&str, Vec<&str>, Option<&str>, Option<&str>) =
+            match *sub {
+                "status" => (i.kind, vec!["get", "patch", "update"], None, None),
+                "scale" => (
+                    "Scale",
+                    vec!["get", "patch", "update"],
+                    Some("autoscaling"),
+                    Some("v1"),
+                ),
+                "log" => ("Pod", vec!["get"], None, None),
+                "binding" => ("Binding", vec!["create"], None, None),
+                "eviction" => ("Eviction", vec!["create"], Some("policy"), Some("v1")),
+                "finalize" => ("Namespace", vec!["update"], None, None),
+                _ => continue,
+            };
         let mut e = json!({
             "name": format!("{}/{}", i.plural, sub),
             "singularName": "",
@@ -154,7 +160,9 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     if resources.is_empty() {
         return None;
     }
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 #[cfg(test)]
@@ -170,7 +178,14 @@ mod tests {
             .iter()
             .map(|r| r["name"].as_str().unwrap())
             .collect();
-        for n in ["pods", "pods/status", "pods/log", "pods/binding", "namespaces/finalize", "configmaps"] {
+        for n in [
+            "pods",
+            "pods/status",
+            "pods/log",
+            "pods/binding",
+            "namespaces/finalize",
+            "configmaps",
+        ] {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }
         assert!(resource_list(Registry::get(), "apps", "v9").is_none());
@@ -179,8 +194,20 @@ mod tests {
     #[test]
     fn groups_are_listed_with_preferred_versions() {
         let doc = api_group_list(Registry::get());
-        let names: Vec<&str> = doc["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
-        for g in ["apps", "batch", "autoscaling", "coordination.k8s.io", "wasmk.io", "metrics.k8s.io"] {
+        let names: Vec<&str> = doc["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap())
+            .collect();
+        for g in [
+            "apps",
+            "batch",
+            "autoscaling",
+            "coordination.k8s.io",
+            "wasmk.io",
+            "metrics.k8s.io",
+        ] {
             assert!(names.contains(&g), "{g}");
         }
         let apps = api_group(Registry::get(), "apps").unwrap();

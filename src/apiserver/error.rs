@@ -60,13 +60,21 @@ impl ApiError {
     pub fn not_found(info: &ResourceInfo, name: &str) -> ApiError {
         ApiError {
             details: details(info, name),
-            ..ApiError::new(404, "NotFound", format!("{} \"{}\" not found", info.qualified(), name))
+            ..ApiError::new(
+                404,
+                "NotFound",
+                format!("{} \"{}\" not found", info.qualified(), name),
+            )
         }
     }
 
     /// A path that names no resource.
     pub fn no_route(path: &str) -> ApiError {
-        ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
     }
 
     pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
@@ -81,7 +89,11 @@ impl ApiError {
     pub fn already_exists(info: &ResourceInfo, name: &str) -> ApiError {
         ApiError {
             details: details(info, name),
-            ..ApiError::new(409, "AlreadyExists", format!("{} \"{}\" already exists", info.qualified(), name))
+            ..ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{}\" already exists", info.qualified(), name),
+            )
         }
     }
 
@@ -92,7 +104,12 @@ impl ApiError {
             ..ApiError::new(
                 409,
                 "Conflict",
-                format!("Operation cannot be fulfilled on {} \"{}\": {}", info.qualified(), name, why),
+                format!(
+                    "Operation cannot be fulfilled on {} \"{}\": {}",
+                    info.qualified(),
+                    name,
+                    why
+                ),
             )
         }
     }
@@ -110,7 +127,11 @@ impl ApiError {
     }
 
     pub fn too_large(limit: usize) -> ApiError {
-        ApiError::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
     }
 
     pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
@@ -137,7 +158,10 @@ impl ApiError {
                     .iter()
                     .map(|e| StatusCause {
                         reason: e.kind.reason().to_string(),
-                        message: e.to_string().split_once(": ").map_or(String::new(), |(_, m)| m.to_string()),
+                        message: e
+                            .to_string()
+                            .split_once(": ")
+                            .map_or(String::new(), |(_, m)| m.to_string()),
                         field: e.field.clone(),
                     })
                     .collect(),
@@ -198,7 +222,10 @@ mod tests {
     #[test]
     fn messages_match_kubernetes() {
         let pods = Registry::get().resolve("pods").unwrap().info();
-        assert_eq!(ApiError::not_found(pods, "web").message, "pods \"web\" not found");
+        assert_eq!(
+            ApiError::not_found(pods, "web").message,
+            "pods \"web\" not found"
+        );
         let deploy = Registry::get().resolve("deploy").unwrap().info();
         assert_eq!(
             ApiError::already_exists(deploy, "web").message,

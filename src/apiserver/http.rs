@@ -106,10 +106,13 @@ pub async fn serve(
                 let server = server.clone();
                 async move { Ok::<_, Infallible>(handle(server, req).await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             let result = match acceptor {
                 Some(acc) => {
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acc.accept(tcp)).await {
+                    let tls = match tokio::time::timeout(Duration::from_secs(10), acc.accept(tcp))
+                        .await
+                    {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -117,12 +120,16 @@ pub async fn serve(
                         }
                         Err(_) => return,
                     };
-                    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc).into_owned();
+                    let conn = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                        .into_owned();
                     let conn = watcher.watch(conn);
                     tokio::select! { r = conn => r, _ = stop_rx.recv() => Ok(()) }
                 }
                 None => {
-                    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), svc).into_owned();
+                    let conn = builder
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                        .into_owned();
                     let conn = watcher.watch(conn);
                     tokio::select! { r = conn => r, _ = stop_rx.recv() => Ok(()) }
                 }
@@ -144,7 +151,11 @@ fn full(b: impl Into<Bytes>) -> Body {
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response<Body> {
-    bytes_response(code, "application/json", Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
+    bytes_response(
+        code,
+        "application/json",
+        Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+    )
 }
 
 fn bytes_response(code: StatusCode, content_type: &str, b: Bytes) -> Response<Body> {
@@ -172,7 +183,9 @@ fn decode_component(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -220,7 +233,10 @@ fn negotiate(accept: Option<&str>) -> ApiResult<Output> {
             .collect();
         let json_like = matches!(mime.as_str(), "application/json" | "*/*" | "application/*");
         if let Some(as_) = params.get("as") {
-            if as_ == "Table" && params.get("g").map(String::as_str) == Some("meta.k8s.io") && json_like {
+            if as_ == "Table"
+                && params.get("g").map(String::as_str) == Some("meta.k8s.io")
+                && json_like
+            {
                 return Ok(Output::Table);
             }
             // PartialObjectMetadata and other conversions are not served;
@@ -245,14 +261,26 @@ fn encode(output: Output, v: &Value) -> (String, Bytes) {
             "application/yaml".into(),
             Bytes::from(serde_yaml_ng::to_string(v).unwrap_or_default()),
         ),
-        _ => ("application/json".into(), Bytes::from(serde_json::to_vec(v).unwrap_or_default())),
+        _ => (
+            "application/json".into(),
+            Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+        ),
     }
 }
 
-fn object_response(code: StatusCode, output: Output, rt: &dyn DynResource, obj: &Value, warnings: &[String]) -> Response<Body> {
+fn object_response(
+    code: StatusCode,
+    output: Output,
+    rt: &dyn DynResource,
+    obj: &Value,
+    warnings: &[String],
+) -> Response<Body> {
     let mut r = if output == Output::Table {
         let bytes = serde_json::to_vec(obj).unwrap_or_default();
-        json_response(code, &table::single(rt, &bytes, IncludeObject::Metadata, true))
+        json_response(
+            code,
+            &table::single(rt, &bytes, IncludeObject::Metadata, true),
+        )
     } else {
         let (ct, b) = encode(output, obj);
         bytes_response(code, &ct, b)
@@ -304,7 +332,9 @@ fn parse_resource_path(path: &str) -> Option<ResourcePath> {
         watch,
     };
     match rest {
-        ["namespaces", ns, res, more @ ..] if !matches!(*res, "status" | "finalize") || !more.is_empty() => {
+        ["namespaces", ns, res, more @ ..]
+            if !matches!(*res, "status" | "finalize") || !more.is_empty() =>
+        {
             p.namespace = Some(ns.to_string());
             p.resource = res.to_string();
             match more {
@@ -339,10 +369,14 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> ApiResult<Bytes> {
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 Err(ApiError::too_large(limit))
             } else {
-                Err(ApiError::bad_request(format!("reading the request body failed: {e}")))
+                Err(ApiError::bad_request(format!(
+                    "reading the request body failed: {e}"
+                )))
             }
         }
     }
@@ -358,10 +392,13 @@ fn decode_body(content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> {
         .trim()
         .to_ascii_lowercase();
     let v: Value = match ct.as_str() {
-        "application/json" | "" | "*/*" => serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?,
+        "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+        })?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml_ng::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))?,
+            .map_err(|e| {
+                ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
+            })?,
         "application/vnd.kubernetes.protobuf" => {
             return Err(ApiError::unsupported_media_type(
                 "the body is protobuf; wasmk accepts application/json and application/yaml",
@@ -374,7 +411,9 @@ fn decode_body(content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> {
         }
     };
     if !v.is_object() {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     }
     Ok(v)
 }
@@ -394,7 +433,9 @@ fn write_options(q: &HashMap<String, String>) -> ApiResult<WriteOptions> {
         None | Some("") => false,
         Some("All") => true,
         Some(other) => {
-            return Err(ApiError::bad_request(format!("dryRun must be \"All\", not {other:?}")));
+            return Err(ApiError::bad_request(format!(
+                "dryRun must be \"All\", not {other:?}"
+            )));
         }
     };
     Ok(WriteOptions {
@@ -426,13 +467,13 @@ fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> ApiResult<DeleteO
     let mut o: DeleteOptions = if body.iter().all(|b| b.is_ascii_whitespace()) {
         DeleteOptions::default()
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
     };
     if let Some(g) = q.get("gracePeriodSeconds").filter(|s| !s.is_empty()) {
-        o.grace_period_seconds = Some(
-            g.parse()
-                .map_err(|_| ApiError::bad_request(format!("gracePeriodSeconds must be an integer, not {g:?}")))?,
-        );
+        o.grace_period_seconds = Some(g.parse().map_err(|_| {
+            ApiError::bad_request(format!("gracePeriodSeconds must be an integer, not {g:?}"))
+        })?);
     }
     if let Some(p) = q.get("propagationPolicy").filter(|s| !s.is_empty()) {
         o.propagation_policy = Some(p.clone());
@@ -451,8 +492,18 @@ async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<Body
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let ctype = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let ctype = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     tracing::trace!(%method, %path, %accept, content_type = %ctype, "request headers");
     let resp = match route(&server, req).await {
         Ok(r) => r,
@@ -471,7 +522,11 @@ async fn route(server: &Arc<ApiServer>, req: Request<Incoming>) -> ApiResult<Res
         "/healthz" | "/livez" | "/readyz" => {
             let ok = server.api.store.role().leader != 0;
             return Ok(if ok || path == "/livez" {
-                bytes_response(StatusCode::OK, "text/plain; charset=utf-8", Bytes::from_static(b"ok"))
+                bytes_response(
+                    StatusCode::OK,
+                    "text/plain; charset=utf-8",
+                    Bytes::from_static(b"ok"),
+                )
             } else {
                 bytes_response(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -484,7 +539,10 @@ async fn route(server: &Arc<ApiServer>, req: Request<Incoming>) -> ApiResult<Res
         _ => {}
     }
     let user = match &server.auth {
-        Some(auth) => Some(auth.authenticate(req.headers()).map_err(|e| ApiError::unauthorized(format!("Unauthorized: {e}")))?),
+        Some(auth) => Some(
+            auth.authenticate(req.headers())
+                .map_err(|e| ApiError::unauthorized(format!("Unauthorized: {e}")))?,
+        ),
         None => None,
     };
     let ctx = RequestContext {
@@ -501,15 +559,31 @@ async fn route(server: &Arc<ApiServer>, req: Request<Incoming>) -> ApiResult<Res
         }
     }
     let Some(req) = slot else {
-        return Err(ApiError::internal("request consumed by an extension without a response"));
+        return Err(ApiError::internal(
+            "request consumed by an extension without a response",
+        ));
     };
-    let output = negotiate(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()))?;
+    let output = negotiate(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    )?;
     let reg = server.api.registry;
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     if method == Method::GET {
         match segs.as_slice() {
-            ["api"] => return Ok(json_response(StatusCode::OK, &discovery::api_versions(&server.server_address))),
-            ["apis"] => return Ok(json_response(StatusCode::OK, &discovery::api_group_list(reg))),
+            ["api"] => {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &discovery::api_versions(&server.server_address),
+                ));
+            }
+            ["apis"] => {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &discovery::api_group_list(reg),
+                ));
+            }
             ["api", v] => {
                 return discovery::resource_list(reg, "", v)
                     .map(|d| json_response(StatusCode::OK, &d))
@@ -569,7 +643,14 @@ async fn route(server: &Arc<ApiServer>, req: Request<Incoming>) -> ApiResult<Res
             Ok(list_response(rt, page, output, &query))
         }
         (&Method::GET, Some(name), None | Some("status")) => {
-            let obj = api.get(info, &ns, name, query.get("resourceVersion").map(String::as_str)).await?;
+            let obj = api
+                .get(
+                    info,
+                    &ns,
+                    name,
+                    query.get("resourceVersion").map(String::as_str),
+                )
+                .await?;
             Ok(match output {
                 Output::Table => json_response(
                     StatusCode::OK,
@@ -585,7 +666,8 @@ async fn route(server: &Arc<ApiServer>, req: Request<Incoming>) -> ApiResult<Res
         }
         (&Method::GET, Some(name), Some("scale")) => {
             let obj = api.get(info, &ns, name, None).await?;
-            let v: Value = serde_json::from_slice(&obj).map_err(|e| ApiError::internal(e.to_string()))?;
+            let v: Value =
+                serde_json::from_slice(&obj).map_err(|e| ApiError::internal(e.to_string()))?;
             Ok(json_response(StatusCode::OK, &scale_object(rt, &v)?))
         }
         (&Method::POST, None, None) => {
@@ -593,7 +675,13 @@ async fn route(server: &Arc<ApiServer>, req: Request<Incoming>) -> ApiResult<Res
             let body = read_body(req, MAX_BODY).await?;
             let v = decode_body(content_type.as_deref(), &body)?;
             let (obj, warnings) = api.create(rt, &ns, v, &opts).await?;
-            Ok(object_response(StatusCode::CREATED, output, rt, &obj, &warnings))
+            Ok(object_response(
+                StatusCode::CREATED,
+                output,
+                rt,
+                &obj,
+                &warnings,
+            ))
         }
         (&Method::POST, Some(name), Some("binding")) => {
             let opts = write_options(&query)?;
@@ -624,7 +712,11 @@ async fn route(server: &Arc<ApiServer>, req: Request<Incoming>) -> ApiResult<Res
             let opts = write_options(&query)?;
             let body = read_body(req, MAX_BODY).await?;
             let v = decode_body(content_type.as_deref(), &body)?;
-            let scope = if sub.is_some() { UpdateScope::Status } else { UpdateScope::Main };
+            let scope = if sub.is_some() {
+                UpdateScope::Status
+            } else {
+                UpdateScope::Main
+            };
             let (obj, warnings) = api.update(rt, &ns, name, v, scope, &opts).await?;
             Ok(object_response(StatusCode::OK, output, rt, &obj, &warnings))
         }
@@ -642,7 +734,11 @@ async fn route(server: &Arc<ApiServer>, req: Request<Incoming>) -> ApiResult<Res
                 .pointer("/spec/replicas")
                 .and_then(Value::as_i64)
                 .ok_or_else(|| ApiError::bad_request("Scale.spec.replicas is required"))?;
-            let rv = v.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
+            let rv = v
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let obj = set_replicas(api, rt, &ns, name, replicas, &rv, &opts).await?;
             Ok(json_response(StatusCode::OK, &scale_object(rt, &obj)?))
         }
@@ -667,7 +763,8 @@ async fn route(server: &Arc<ApiServer>, req: Request<Incoming>) -> ApiResult<Res
                 .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?;
             if sub == Some("scale") {
                 let current = api.get(info, &ns, name, None).await?;
-                let cur: Value = serde_json::from_slice(&current).map_err(|e| ApiError::internal(e.to_string()))?;
+                let cur: Value = serde_json::from_slice(&current)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
                 let scale = scale_object(rt, &cur)?;
                 let patched = super::patch::apply_patch(ptype, "Scale", &scale, &patch)
                     .map_err(|e| ApiError::new(e.http_status(), "BadRequest", e.to_string()))?;
@@ -678,23 +775,39 @@ async fn route(server: &Arc<ApiServer>, req: Request<Incoming>) -> ApiResult<Res
                 let obj = set_replicas(api, rt, &ns, name, replicas, "", &opts).await?;
                 return Ok(json_response(StatusCode::OK, &scale_object(rt, &obj)?));
             }
-            let scope = if sub == Some("status") { UpdateScope::Status } else { UpdateScope::Main };
-            let (obj, warnings) = api.patch(rt, &ns, name, ptype, &patch, scope, &opts).await?;
+            let scope = if sub == Some("status") {
+                UpdateScope::Status
+            } else {
+                UpdateScope::Main
+            };
+            let (obj, warnings) = api
+                .patch(rt, &ns, name, ptype, &patch, scope, &opts)
+                .await?;
             Ok(object_response(StatusCode::OK, output, rt, &obj, &warnings))
         }
         (&Method::DELETE, Some(name), None) => {
             let body = read_body(req, MAX_BODY).await?;
             let opts = delete_options(&query, &body)?;
             match api.delete(rt, &ns, name, &opts).await? {
-                Deleted::Gone(obj) => Ok(object_response(StatusCode::OK, Output::Json, rt, &obj, &[])),
-                Deleted::Pending(obj) => Ok(object_response(StatusCode::ACCEPTED, Output::Json, rt, &obj, &[])),
+                Deleted::Gone(obj) => {
+                    Ok(object_response(StatusCode::OK, Output::Json, rt, &obj, &[]))
+                }
+                Deleted::Pending(obj) => Ok(object_response(
+                    StatusCode::ACCEPTED,
+                    Output::Json,
+                    rt,
+                    &obj,
+                    &[],
+                )),
             }
         }
         (&Method::DELETE, None, None) => {
             let body = read_body(req, MAX_BODY).await?;
             let opts = delete_options(&query, &body)?;
             let list = list_options(&query)?;
-            let items = api.delete_collection(rt, rp.namespace.as_deref(), &list, &opts).await?;
+            let items = api
+                .delete_collection(rt, rp.namespace.as_deref(), &list, &opts)
+                .await?;
             Ok(json_response(
                 StatusCode::OK,
                 &json!({"kind": info.list_kind(), "apiVersion": info.api_version(), "metadata": {}, "items": items}),
@@ -711,7 +824,9 @@ async fn route(server: &Arc<ApiServer>, req: Request<Incoming>) -> ApiResult<Res
 fn include_object(q: &HashMap<String, String>) -> ApiResult<IncludeObject> {
     let s = q.get("includeObject").map(String::as_str).unwrap_or("");
     IncludeObject::parse(s).ok_or_else(|| {
-        ApiError::bad_request(format!("includeObject must be None, Metadata or Object, not {s:?}"))
+        ApiError::bad_request(format!(
+            "includeObject must be None, Metadata or Object, not {s:?}"
+        ))
     })
 }
 
@@ -743,24 +858,53 @@ async fn set_replicas(
     rv: &str,
     opts: &WriteOptions,
 ) -> ApiResult<Value> {
-    let replicas = i32::try_from(replicas).map_err(|_| ApiError::bad_request("replicas out of range"))?;
+    let replicas =
+        i32::try_from(replicas).map_err(|_| ApiError::bad_request("replicas out of range"))?;
     let current = api.get(rt.info(), ns, name, Some("0")).await?;
-    let cur: Value = serde_json::from_slice(&current).map_err(|e| ApiError::internal(e.to_string()))?;
-    if !rv.is_empty() && Some(rv) != cur.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+    let cur: Value =
+        serde_json::from_slice(&current).map_err(|e| ApiError::internal(e.to_string()))?;
+    if !rv.is_empty()
+        && Some(rv)
+            != cur
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+    {
         return Err(ApiError::stale(rt.info(), name));
     }
     let patch = json!({"spec": {"replicas": replicas}});
-    let (obj, _) = api.patch(rt, ns, name, PatchType::Merge, &patch, UpdateScope::Main, opts).await?;
+    let (obj, _) = api
+        .patch(
+            rt,
+            ns,
+            name,
+            PatchType::Merge,
+            &patch,
+            UpdateScope::Main,
+            opts,
+        )
+        .await?;
     Ok(obj)
 }
 
-fn list_response(rt: &dyn DynResource, page: super::rest::ListPage, output: Output, q: &HashMap<String, String>) -> Response<Body> {
+fn list_response(
+    rt: &dyn DynResource,
+    page: super::rest::ListPage,
+    output: Output,
+    q: &HashMap<String, String>,
+) -> Response<Body> {
     let info = rt.info();
     if output == Output::Table {
         let include = include_object(q).unwrap_or_default();
         return json_response(
             StatusCode::OK,
-            &table::table(rt, &page.items, page.resource_version, &page.continue_token, page.remaining, include),
+            &table::table(
+                rt,
+                &page.items,
+                page.resource_version,
+                &page.continue_token,
+                page.remaining,
+                include,
+            ),
         );
     }
     let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
@@ -812,10 +956,9 @@ async fn watch_response(
     let bookmarks = parse_bool(q, "allowWatchBookmarks");
     let include = include_object(q)?;
     let timeout = match q.get("timeoutSeconds").filter(|s| !s.is_empty()) {
-        Some(s) => Duration::from_secs(
-            s.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("timeoutSeconds must be an integer, not {s:?}")))?,
-        ),
+        Some(s) => Duration::from_secs(s.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("timeoutSeconds must be an integer, not {s:?}"))
+        })?),
         // Kubernetes picks a random duration between 30 and 60 minutes.
         None => Duration::from_secs(1800 + rand::random::<u64>() % 1800),
     };
@@ -835,14 +978,17 @@ async fn watch_response(
                 _ = tx.closed() => break,
             };
             let is_error = item.type_ == "ERROR";
-            let object: Value = if output == Output::Table && matches!(item.type_, "ADDED" | "MODIFIED" | "DELETED") {
+            let object: Value = if output == Output::Table
+                && matches!(item.type_, "ADDED" | "MODIFIED" | "DELETED")
+            {
                 let t = table::single(rt, &item.object, include, first_table);
                 first_table = false;
                 t
             } else {
                 serde_json::from_slice(&item.object).unwrap_or(Value::Null)
             };
-            let mut line = serde_json::to_vec(&json!({"type": item.type_, "object": object})).unwrap_or_default();
+            let mut line = serde_json::to_vec(&json!({"type": item.type_, "object": object}))
+                .unwrap_or_default();
             line.push(b'\n');
             if tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_err() || is_error {
                 break;
@@ -851,8 +997,14 @@ async fn watch_response(
     });
     let body = StreamBody::new(tokio_stream_wrapper(rx));
     let mut r = Response::new(BodyExt::boxed(body));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(r)
 }
 
@@ -869,13 +1021,24 @@ mod tests {
     fn paths_parse_like_kubernetes() {
         let p = parse_resource_path("/api/v1/namespaces/default/pods/web/log").unwrap();
         assert_eq!(
-            (p.namespace.as_deref(), p.resource.as_str(), p.name.as_deref(), p.sub.as_deref()),
+            (
+                p.namespace.as_deref(),
+                p.resource.as_str(),
+                p.name.as_deref(),
+                p.sub.as_deref()
+            ),
             (Some("default"), "pods", Some("web"), Some("log"))
         );
         let p = parse_resource_path("/api/v1/namespaces/default").unwrap();
-        assert_eq!((p.resource.as_str(), p.name.as_deref()), ("namespaces", Some("default")));
+        assert_eq!(
+            (p.resource.as_str(), p.name.as_deref()),
+            ("namespaces", Some("default"))
+        );
         let p = parse_resource_path("/api/v1/namespaces/gone/finalize").unwrap();
-        assert_eq!((p.resource.as_str(), p.name.as_deref(), p.sub.as_deref()), ("namespaces", Some("gone"), Some("finalize")));
+        assert_eq!(
+            (p.resource.as_str(), p.name.as_deref(), p.sub.as_deref()),
+            ("namespaces", Some("gone"), Some("finalize"))
+        );
         let p = parse_resource_path("/apis/apps/v1/deployments").unwrap();
         assert_eq!((p.group.as_str(), p.namespace.as_deref()), ("apps", None));
         let p = parse_resource_path("/api/v1/watch/namespaces/a/pods").unwrap();
@@ -891,10 +1054,18 @@ mod tests {
         assert_eq!(negotiate(Some(kubectl)).unwrap(), Output::Table);
         assert_eq!(negotiate(Some("application/yaml")).unwrap(), Output::Yaml);
         assert_eq!(
-            negotiate(Some("application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json")).unwrap(),
+            negotiate(Some(
+                "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
+            ))
+            .unwrap(),
             Output::Json
         );
-        assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf")).unwrap_err().code, 406);
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf"))
+                .unwrap_err()
+                .code,
+            406
+        );
         assert_eq!(
             negotiate(Some("application/vnd.kubernetes.protobuf, */*")).unwrap(),
             Output::Json
@@ -916,9 +1087,27 @@ mod tests {
     fn bodies_decode_json_and_yaml_and_refuse_others() {
         assert!(decode_body(Some("application/json"), b"{\"a\":1}").is_ok());
         assert!(decode_body(Some("application/yaml"), b"a: 1\n").is_ok());
-        assert_eq!(decode_body(Some("application/json"), b"{").unwrap_err().code, 400);
-        assert_eq!(decode_body(Some("application/json"), b"[1]").unwrap_err().code, 400);
-        assert_eq!(decode_body(Some("text/plain"), b"{}").unwrap_err().code, 415);
-        assert_eq!(decode_body(Some("application/vnd.kubernetes.protobuf"), b"k8s").unwrap_err().code, 415);
+        assert_eq!(
+            decode_body(Some("application/json"), b"{")
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert_eq!(
+            decode_body(Some("application/json"), b"[1]")
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert_eq!(
+            decode_body(Some("text/plain"), b"{}").unwrap_err().code,
+            415
+        );
+        assert_eq!(
+            decode_body(Some("application/vnd.kubernetes.protobuf"), b"k8s")
+                .unwrap_err()
+                .code,
+            415
+        );
     }
 }

@@ -27,8 +27,10 @@ pub struct Cache {
 fn respond(b: Bytes, etag: Option<&str>) -> Response<Body> {
     let mut r = Response::new(Full::new(b).boxed());
     *r.status_mut() = StatusCode::OK;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Some(e) = etag.and_then(|e| HeaderValue::from_str(&format!("\"{e}\"")).ok()) {
         r.headers_mut().insert(header::ETAG, e);
     }
@@ -61,7 +63,11 @@ fn query_param(name: &str, description: &str, type_: &str) -> Value {
 
 fn write_params() -> Vec<Value> {
     vec![
-        query_param("dryRun", "When present, modifications are not persisted. Valid value: All.", "string"),
+        query_param(
+            "dryRun",
+            "When present, modifications are not persisted. Valid value: All.",
+            "string",
+        ),
         query_param(
             "fieldManager",
             "A name associated with the actor or entity that is making these changes.",
@@ -77,18 +83,53 @@ fn write_params() -> Vec<Value> {
 
 fn list_params() -> Vec<Value> {
     vec![
-        query_param("labelSelector", "A selector to restrict the list of returned objects by their labels.", "string"),
-        query_param("fieldSelector", "A selector to restrict the list of returned objects by their fields.", "string"),
+        query_param(
+            "labelSelector",
+            "A selector to restrict the list of returned objects by their labels.",
+            "string",
+        ),
+        query_param(
+            "fieldSelector",
+            "A selector to restrict the list of returned objects by their fields.",
+            "string",
+        ),
         query_param("limit", "Maximum number of responses to return.", "integer"),
-        query_param("continue", "The continue token of a previous paged list.", "string"),
-        query_param("resourceVersion", "Which resource versions the request may be served from.", "string"),
-        query_param("watch", "Watch for changes to the described resources.", "boolean"),
-        query_param("allowWatchBookmarks", "Requests watch events with type BOOKMARK.", "boolean"),
-        query_param("timeoutSeconds", "Timeout for the list/watch call.", "integer"),
+        query_param(
+            "continue",
+            "The continue token of a previous paged list.",
+            "string",
+        ),
+        query_param(
+            "resourceVersion",
+            "Which resource versions the request may be served from.",
+            "string",
+        ),
+        query_param(
+            "watch",
+            "Watch for changes to the described resources.",
+            "boolean",
+        ),
+        query_param(
+            "allowWatchBookmarks",
+            "Requests watch events with type BOOKMARK.",
+            "boolean",
+        ),
+        query_param(
+            "timeoutSeconds",
+            "Timeout for the list/watch call.",
+            "integer",
+        ),
     ]
 }
 
-fn op(t: &dyn DynResource, action: &str, description: String, params: Vec<Value>, body_ref: Option<&str>, resp_ref: &str) -> Value {
+fn op(
+    t: &dyn DynResource,
+    action: &str,
+    description: String,
+    params: Vec<Value>,
+    body_ref: Option<&str>,
+    resp_ref: &str,
+) -> Value {
     let mut o = json!({
         "description": description,
         "operationId": format!("{action}{}", t.info().kind),
@@ -117,15 +158,20 @@ fn paths_for(t: &dyn DynResource) -> Vec<(String, Value)> {
     let base = format!("/{}", gv_path(i.group, i.version));
     let schema = format!("#/components/schemas/{}", schema_name(t));
     let list_schema = format!("#/components/schemas/{}List", schema_name(t));
-    let ns_param = json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}});
-    let name_param = json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}});
+    let ns_param =
+        json!({"name": "namespace", "in": "path", "required": true, "schema": {"type": "string"}});
+    let name_param =
+        json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}});
     let (coll, item) = if i.namespaced {
         (
             format!("{base}/namespaces/{{namespace}}/{}", i.plural),
             format!("{base}/namespaces/{{namespace}}/{}/{{name}}", i.plural),
         )
     } else {
-        (format!("{base}/{}", i.plural), format!("{base}/{}/{{name}}", i.plural))
+        (
+            format!("{base}/{}", i.plural),
+            format!("{base}/{}/{{name}}", i.plural),
+        )
     };
     let mut scope_params = Vec::new();
     if i.namespaced {
@@ -190,7 +236,11 @@ fn components(types: &[&dyn DynResource], ref_prefix: &str) -> Map<String, Value
     let mut generator = schemars::generate::SchemaSettings::openapi3()
         .with(|s| {
             s.meta_schema = None;
-            s.definitions_path = ref_prefix.trim_start_matches('#').trim_end_matches('/').to_string().into();
+            s.definitions_path = ref_prefix
+                .trim_start_matches('#')
+                .trim_end_matches('/')
+                .to_string()
+                .into();
         })
         .into_generator();
     let mut tops = Vec::new();
@@ -211,14 +261,93 @@ fn components(types: &[&dyn DynResource], ref_prefix: &str) -> Map<String, Value
             .unwrap_or_else(|| top.to_value());
         let mut v = resolved;
         let i = t.info();
-        v["x-kubernetes-group-version-kind"] = json!([{"group": i.group, "version": i.version, "kind": i.kind}]);
+        v["x-kubernetes-group-version-kind"] =
+            json!([{"group": i.group, "version": i.version, "kind": i.kind}]);
         out.insert(name.clone(), v);
         out.insert(format!("{name}List"), list_schema(t));
     }
     for (k, v) in std::mem::take(&mut defs) {
         out.entry(k).or_insert(v);
     }
+    let kinds: Vec<(String, &'static str)> = types
+        .iter()
+        .map(|t| (schema_name(*t), t.info().kind))
+        .collect();
+    for (name, kind) in kinds {
+        annotate_patch_strategies(&mut out, &name, kind, &mut Vec::new(), 0);
+    }
     out
+}
+
+/// The definition name a schema points at (`$ref`, or `allOf: [{$ref}]`).
+fn ref_target(s: &Value) -> Option<String> {
+    let r = s
+        .get("$ref")
+        .or_else(|| s.get("allOf")?.as_array()?.first()?.get("$ref"))?;
+    Some(r.as_str()?.rsplit('/').next()?.to_string())
+}
+
+/// Adds `x-kubernetes-patch-strategy` / `x-kubernetes-patch-merge-key` to
+/// the properties kubectl's three-way strategic merge must merge (container
+/// lists by name, ...), walking definitions from `kind`'s root. Without them
+/// kubectl treats every list as atomic and `apply` of an unchanged manifest
+/// would still send a patch.
+fn annotate_patch_strategies(
+    defs: &mut Map<String, Value>,
+    def: &str,
+    kind: &str,
+    path: &mut Vec<String>,
+    depth: usize,
+) {
+    if depth > 12 {
+        return;
+    }
+    let Some(props) = defs
+        .get(def)
+        .and_then(|d| d.get("properties"))
+        .and_then(Value::as_object)
+        .cloned()
+    else {
+        return;
+    };
+    for (field, schema) in props {
+        path.push(field.clone());
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        if let Some(meta) = super::patch::strategic_patch_meta(kind, &p) {
+            let mut strategy = Vec::new();
+            if meta.merge {
+                strategy.push("merge");
+            }
+            if meta.retain_keys {
+                strategy.push("retainKeys");
+            }
+            if let Some(prop) = defs
+                .get_mut(def)
+                .and_then(|d| d.get_mut("properties"))
+                .and_then(|ps| ps.get_mut(&field))
+                .and_then(Value::as_object_mut)
+            {
+                if !strategy.is_empty() {
+                    prop.insert(
+                        "x-kubernetes-patch-strategy".into(),
+                        json!(strategy.join(",")),
+                    );
+                }
+                if let Some(k) = meta.merge_key {
+                    prop.insert("x-kubernetes-patch-merge-key".into(), json!(k));
+                }
+            }
+        }
+        // Descend into objects and list items.
+        let item = schema.get("items").cloned();
+        let target = ref_target(&schema).or_else(|| item.as_ref().and_then(ref_target));
+        if let Some(t) = target
+            && t != def
+        {
+            annotate_patch_strategies(defs, &t, kind, path, depth + 1);
+        }
+        path.pop();
+    }
 }
 
 fn rewrite_refs(v: &mut Value, from: &str, to: &str) {
@@ -279,7 +408,12 @@ impl Cache {
         let paths: Map<String, Value> = self
             .v3_docs(reg)
             .iter()
-            .map(|(p, (hash, _))| (p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")})))
+            .map(|(p, (hash, _))| {
+                (
+                    p.clone(),
+                    json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),
+                )
+            })
             .collect();
         let b = Bytes::from(serde_json::to_vec(&json!({"paths": paths})).unwrap_or_default());
         Ok(respond(b, None))
@@ -296,11 +430,17 @@ impl Cache {
 
     /// `GET /openapi/v2` (JSON only).
     pub fn v2(&self, reg: &Registry, headers: &HeaderMap) -> ApiResult<Response<Body>> {
-        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let json_ok = accept.is_empty()
-            || accept
-                .split(',')
-                .any(|m| matches!(m.split(';').next().unwrap_or("").trim(), "application/json" | "*/*" | "application/*"));
+            || accept.split(',').any(|m| {
+                matches!(
+                    m.split(';').next().unwrap_or("").trim(),
+                    "application/json" | "*/*" | "application/*"
+                )
+            });
         if !json_ok {
             return Err(ApiError::not_acceptable(
                 "the OpenAPI v2 document is served as application/json only",
@@ -349,8 +489,17 @@ mod tests {
                 .any(|x| x["name"] == "fieldValidation" && x["in"] == "query")
         );
         let schema = &doc["components"]["schemas"]["io.wasmk.apps.v1.Deployment"];
-        assert_eq!(schema["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
+        assert_eq!(
+            schema["x-kubernetes-group-version-kind"][0]["kind"],
+            "Deployment"
+        );
         assert!(schema["properties"]["spec"].is_object(), "{schema}");
+        // Merge keys let kubectl's three-way apply merge container lists.
+        let text = serde_json::to_string(&doc["components"]["schemas"]).unwrap();
+        assert!(
+            text.contains("\"x-kubernetes-patch-merge-key\":\"name\""),
+            "no merge keys in schemas"
+        );
         assert!(docs.contains_key("api/v1"));
     }
 }

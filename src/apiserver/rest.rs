@@ -32,7 +32,8 @@ use crate::store::{ApplyError, Op, Store, StoreError, Subscription};
 const MAX_RETRIES: usize = 16;
 
 /// Namespaces that exist from the start and cannot be deleted.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Options of a write.
 #[derive(Clone, Debug, Default)]
@@ -150,16 +151,16 @@ fn meta_mut(v: &mut Value) -> ApiResult<&mut serde_json::Map<String, Value>> {
 }
 
 fn parse_json(b: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(b).map_err(|e| ApiError::internal(format!("stored object does not decode: {e}")))
+    serde_json::from_slice(b)
+        .map_err(|e| ApiError::internal(format!("stored object does not decode: {e}")))
 }
 
 fn rv_of(v: &Value) -> ApiResult<Option<u64>> {
     match meta_str(v, "resourceVersion") {
         "" => Ok(None),
-        s => s
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}: must be a number"))),
+        s => s.parse::<u64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("invalid resourceVersion {s:?}: must be a number"))
+        }),
     }
 }
 
@@ -215,7 +216,8 @@ fn encode_continue(rv: u64, last_key: &str) -> String {
         resource_version: rv,
         start: last_key.to_string(),
     };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&t).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&t).unwrap_or_default())
 }
 
 fn decode_continue(token: &str, prefix: &str) -> ApiResult<String> {
@@ -259,9 +261,8 @@ impl Filter {
         };
         let fields = match opts.field_selector.as_deref() {
             None | Some("") => FieldSelector::default(),
-            Some(s) => {
-                FieldSelector::parse(s).map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?
-            }
+            Some(s) => FieldSelector::parse(s)
+                .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?,
         };
         for f in fields.fields() {
             if !rt.supports_field(f) {
@@ -289,7 +290,9 @@ impl Filter {
             }
         }
         if !self.fields.is_empty() {
-            let Ok(v) = serde_json::from_slice::<Value>(obj) else { return false };
+            let Ok(v) = serde_json::from_slice::<Value>(obj) else {
+                return false;
+            };
             return self.fields.matches(|f| self.rt.field_value(&v, f));
         }
         true
@@ -306,7 +309,12 @@ impl Api {
     }
 
     /// Resolves a resource by URL parts.
-    pub fn resource(&self, group: &str, version: &str, plural: &str) -> ApiResult<&'static dyn DynResource> {
+    pub fn resource(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> ApiResult<&'static dyn DynResource> {
         self.registry
             .find(group, version, plural)
             .ok_or_else(|| ApiError::no_route(&format!("{group}/{version}/{plural}")))
@@ -323,9 +331,11 @@ impl Api {
             None | Some("") => Ok(self.store.barrier().await?),
             Some("0") => Ok(self.store.applied()),
             Some(s) => {
-                let n: u64 = s
-                    .parse()
-                    .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}: must be a number")))?;
+                let n: u64 = s.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "invalid resourceVersion {s:?}: must be a number"
+                    ))
+                })?;
                 if rv_match == Some("Exact") && n != self.store.applied() {
                     return Err(ApiError::gone(format!(
                         "too old resource version: {n} ({})",
@@ -336,7 +346,10 @@ impl Api {
                     tokio::time::timeout(Duration::from_secs(3), self.store.wait_applied(n))
                         .await
                         .map_err(|_| {
-                            ApiError::timeout(format!("Too large resource version: {n}, current: {}", self.store.applied()))
+                            ApiError::timeout(format!(
+                                "Too large resource version: {n}, current: {}",
+                                self.store.applied()
+                            ))
                         })??;
                 }
                 Ok(self.store.applied())
@@ -348,7 +361,10 @@ impl Api {
         if !info.namespaced {
             return Ok(None);
         }
-        let ns_rt = self.registry.resolve("namespaces").ok_or_else(|| ApiError::internal("no namespaces"))?;
+        let ns_rt = self
+            .registry
+            .resolve("namespaces")
+            .ok_or_else(|| ApiError::internal("no namespaces"))?;
         let key = ns_rt.info().key("", ns);
         let Some(stored) = self.read_stored(&key) else {
             return Err(ApiError::not_found(ns_rt.info(), ns));
@@ -398,7 +414,11 @@ impl Api {
         Self::check_type_meta(info, &mut body)?;
         {
             let m = meta_mut(&mut body)?;
-            let body_ns = m.get("namespace").and_then(Value::as_str).unwrap_or("").to_string();
+            let body_ns = m
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if info.namespaced {
                 if !body_ns.is_empty() && body_ns != ns {
                     return Err(ApiError::bad_request(
@@ -409,7 +429,10 @@ impl Api {
             } else {
                 m.remove("namespace");
             }
-            if m.get("resourceVersion").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+            if m.get("resourceVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+            {
                 return Err(ApiError::bad_request(
                     "resourceVersion should not be set on objects to be created",
                 ));
@@ -430,13 +453,26 @@ impl Api {
             let name = meta_str(&obj, "name").to_string();
             {
                 let m = meta_mut(&mut obj)?;
-                m.insert("uid".into(), Value::String(uuid::Uuid::new_v4().to_string()));
-                m.insert("creationTimestamp".into(), serde_json::to_value(Time::now()).unwrap_or(Value::Null));
-                for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "managedFields"] {
+                m.insert(
+                    "uid".into(),
+                    Value::String(uuid::Uuid::new_v4().to_string()),
+                );
+                m.insert(
+                    "creationTimestamp".into(),
+                    serde_json::to_value(Time::now()).unwrap_or(Value::Null),
+                );
+                for k in [
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "resourceVersion",
+                    "managedFields",
+                ] {
                     m.remove(k);
                 }
             }
-            let admitted = rt.admit_create(&obj, opts.field_validation).map_err(|e| admit_err(info, &name, e))?;
+            let admitted = rt
+                .admit_create(&obj, opts.field_validation)
+                .map_err(|e| admit_err(info, &name, e))?;
             let mut object = admitted.object;
             let mut ops = Vec::new();
             if let Some(check) = self.check_namespace(info, ns).await? {
@@ -447,14 +483,24 @@ impl Api {
                 return Ok((object, admitted.warnings));
             }
             let key = info.key(ns, &name);
-            ops.push(Op::create(key, serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()))?));
+            ops.push(Op::create(
+                key,
+                serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()))?,
+            ));
             let create_index = ops.len() - 1;
             match self.store.txn(ops).await {
                 Ok(applied) => {
-                    let stored = applied.objects.get(create_index).cloned().flatten().unwrap_or_default();
+                    let stored = applied
+                        .objects
+                        .get(create_index)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_default();
                     return Ok((parse_json(&stored)?, admitted.warnings));
                 }
-                Err(StoreError::Apply(ApplyError::AlreadyExists { key })) if key.starts_with(&info.qualified()) => {
+                Err(StoreError::Apply(ApplyError::AlreadyExists { key }))
+                    if key.starts_with(&info.qualified()) =>
+                {
                     if generate {
                         continue;
                     }
@@ -474,7 +520,13 @@ impl Api {
     }
 
     /// Kind-specific admission that needs the store (cluster IPs, namespace finalizers).
-    fn admit_create_extra(&self, info: &ResourceInfo, _ns: &str, obj: &mut Value, ops: &mut Vec<Op>) -> ApiResult<()> {
+    fn admit_create_extra(
+        &self,
+        info: &ResourceInfo,
+        _ns: &str,
+        obj: &mut Value,
+        ops: &mut Vec<Op>,
+    ) -> ApiResult<()> {
         match (info.group, info.kind) {
             ("", "Namespace") => {
                 obj["spec"]["finalizers"] = json!(["kubernetes"]);
@@ -487,11 +539,18 @@ impl Api {
     }
 
     fn allocate_cluster_ip(&self, svc: &mut Value, ops: &mut Vec<Op>) -> ApiResult<()> {
-        let type_ = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
+        let type_ = svc
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP");
         if type_ == "ExternalName" {
             return Ok(());
         }
-        let requested = svc.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+        let requested = svc
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if requested == "None" {
             svc["spec"]["clusterIPs"] = json!(["None"]);
             return Ok(());
@@ -529,7 +588,10 @@ impl Api {
                     format!("provided IP is not in the valid range. The range of valid IPs is {a}.{b}.0.0/16"),
                 );
                 return Err(ApiError::invalid(
-                    self.registry.resolve("services").map(|r| r.info()).ok_or_else(|| ApiError::internal("no services"))?,
+                    self.registry
+                        .resolve("services")
+                        .map(|r| r.info())
+                        .ok_or_else(|| ApiError::internal("no services"))?,
                     meta_str(svc, "name"),
                     &errs,
                 ));
@@ -543,7 +605,13 @@ impl Api {
     }
 
     /// Gets one object.
-    pub async fn get(&self, info: &ResourceInfo, ns: &str, name: &str, rv: Option<&str>) -> ApiResult<Bytes> {
+    pub async fn get(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        rv: Option<&str>,
+    ) -> ApiResult<Bytes> {
         self.consistent(rv, None).await?;
         self.read_stored(&info.key(ns, name))
             .map(|s| s.value)
@@ -551,11 +619,19 @@ impl Api {
     }
 
     /// Lists objects of one namespace (or all when `ns` is None).
-    pub async fn list(&self, rt: &'static dyn DynResource, ns: Option<&str>, opts: &ListOptions) -> ApiResult<ListPage> {
+    pub async fn list(
+        &self,
+        rt: &'static dyn DynResource,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<ListPage> {
         let info = rt.info();
         let filter = Filter::new(rt, opts)?;
         let rv = self
-            .consistent(opts.resource_version.as_deref(), opts.resource_version_match.as_deref())
+            .consistent(
+                opts.resource_version.as_deref(),
+                opts.resource_version_match.as_deref(),
+            )
             .await?;
         let prefix = info.prefix(ns);
         let start = match opts.continue_token.as_deref() {
@@ -568,17 +644,24 @@ impl Api {
             .as_deref()
             .and_then(|s| FieldSelector::parse(s).ok())
             .unwrap_or_default();
-        let candidates: Vec<(String, crate::store::Stored)> = match (fields.requires_exact("metadata.name"), ns) {
-            (Some(name), Some(ns)) if info.namespaced => {
-                let key = info.key(ns, name);
-                self.read_stored(&key).map(|s| vec![(key, s)]).unwrap_or_default()
-            }
-            (Some(name), _) if !info.namespaced => {
-                let key = info.key("", name);
-                self.read_stored(&key).map(|s| vec![(key, s)]).unwrap_or_default()
-            }
-            _ => self.store.read(|sm| sm.list(&prefix, start.as_deref(), 0).0),
-        };
+        let candidates: Vec<(String, crate::store::Stored)> =
+            match (fields.requires_exact("metadata.name"), ns) {
+                (Some(name), Some(ns)) if info.namespaced => {
+                    let key = info.key(ns, name);
+                    self.read_stored(&key)
+                        .map(|s| vec![(key, s)])
+                        .unwrap_or_default()
+                }
+                (Some(name), _) if !info.namespaced => {
+                    let key = info.key("", name);
+                    self.read_stored(&key)
+                        .map(|s| vec![(key, s)])
+                        .unwrap_or_default()
+                }
+                _ => self
+                    .store
+                    .read(|sm| sm.list(&prefix, start.as_deref(), 0).0),
+            };
         let mut items = Vec::new();
         let mut last_key = String::new();
         let mut more = false;
@@ -645,8 +728,16 @@ impl Api {
                 m.insert("namespace".into(), Value::String(ns.to_string()));
             }
         }
-        self.write_loop(rt, ns, name, expect, opts, |_current| Ok(body.clone()), scope)
-            .await
+        self.write_loop(
+            rt,
+            ns,
+            name,
+            expect,
+            opts,
+            |_current| Ok(body.clone()),
+            scope,
+        )
+        .await
     }
 
     /// Applies a patch (merge, strategic merge, JSON patch, or apply).
@@ -662,7 +753,10 @@ impl Api {
         opts: &WriteOptions,
     ) -> ApiResult<(Value, Vec<String>)> {
         let info = rt.info();
-        let expect = match patch_body.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+        let expect = match patch_body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
             Some(s) if !s.is_empty() => Some(
                 s.parse::<u64>()
                     .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}")))?,
@@ -677,16 +771,17 @@ impl Api {
             expect,
             opts,
             |current| {
-                let mut out = patch::apply_patch(ptype, kind, current, patch_body).map_err(|e| {
-                    let code = e.http_status();
-                    let reason = match code {
-                        413 => "RequestEntityTooLarge",
-                        422 => "Invalid",
-                        500 => "InternalError",
-                        _ => "BadRequest",
-                    };
-                    ApiError::new(code, reason, e.to_string())
-                })?;
+                let mut out =
+                    patch::apply_patch(ptype, kind, current, patch_body).map_err(|e| {
+                        let code = e.http_status();
+                        let reason = match code {
+                            413 => "RequestEntityTooLarge",
+                            422 => "Invalid",
+                            500 => "InternalError",
+                            _ => "BadRequest",
+                        };
+                        ApiError::new(code, reason, e.to_string())
+                    })?;
                 // A patch may not move the object.
                 if let Some(m) = out.get_mut("metadata").and_then(Value::as_object_mut) {
                     m.insert("name".into(), Value::String(name.to_string()));
@@ -732,7 +827,9 @@ impl Api {
                 return Err(ApiError::conflict(
                     info,
                     name,
-                    &format!("Precondition failed: UID in precondition: {new_uid}, UID in object meta: {cur_uid}"),
+                    &format!(
+                        "Precondition failed: UID in precondition: {new_uid}, UID in object meta: {cur_uid}"
+                    ),
                 ));
             }
             let admitted = rt
@@ -761,7 +858,12 @@ impl Api {
             }
             match self.store.txn(ops).await {
                 Ok(applied) => {
-                    let v = applied.objects.first().cloned().flatten().unwrap_or_default();
+                    let v = applied
+                        .objects
+                        .first()
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_default();
                     return Ok((parse_json(&v)?, admitted.warnings));
                 }
                 Err(StoreError::Apply(ApplyError::Conflict { .. })) if expect.is_none() => {
@@ -770,12 +872,20 @@ impl Api {
                     }
                     continue;
                 }
-                Err(StoreError::Apply(ApplyError::Conflict { .. })) => return Err(ApiError::stale(info, name)),
-                Err(StoreError::Apply(ApplyError::NotFound { .. })) => return Err(ApiError::not_found(info, name)),
+                Err(StoreError::Apply(ApplyError::Conflict { .. })) => {
+                    return Err(ApiError::stale(info, name));
+                }
+                Err(StoreError::Apply(ApplyError::NotFound { .. })) => {
+                    return Err(ApiError::not_found(info, name));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ApiError::conflict(info, name, "too many concurrent changes; try again"))
+        Err(ApiError::conflict(
+            info,
+            name,
+            "too many concurrent changes; try again",
+        ))
     }
 
     /// Ops that free what an object held (a Service's cluster IP).
@@ -796,7 +906,13 @@ impl Api {
     }
 
     /// Deletes an object, gracefully where Kubernetes does.
-    pub async fn delete(&self, rt: &'static dyn DynResource, ns: &str, name: &str, opts: &DeleteOptions) -> ApiResult<Deleted> {
+    pub async fn delete(
+        &self,
+        rt: &'static dyn DynResource,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
         let info = rt.info();
         let key = info.key(ns, name);
         if info.group.is_empty() && info.kind == "Namespace" && SYSTEM_NAMESPACES.contains(&name) {
@@ -847,17 +963,33 @@ impl Api {
                     if without_rv(&updated) == without_rv(&current) {
                         return Ok(Deleted::Pending(current));
                     }
-                    let bytes = serde_json::to_vec(&updated).map_err(|e| ApiError::internal(e.to_string()))?;
+                    let bytes = serde_json::to_vec(&updated)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
                     (vec![Op::update(key.clone(), bytes, stored.rv)], true)
                 }
             };
             if dry_run {
-                return Ok(if pending { Deleted::Pending(current) } else { Deleted::Gone(current) });
+                return Ok(if pending {
+                    Deleted::Pending(current)
+                } else {
+                    Deleted::Gone(current)
+                });
             }
             match self.store.txn(ops).await {
                 Ok(applied) => {
-                    let v = parse_json(&applied.objects.first().cloned().flatten().unwrap_or_default())?;
-                    return Ok(if pending { Deleted::Pending(v) } else { Deleted::Gone(v) });
+                    let v = parse_json(
+                        &applied
+                            .objects
+                            .first()
+                            .cloned()
+                            .flatten()
+                            .unwrap_or_default(),
+                    )?;
+                    return Ok(if pending {
+                        Deleted::Pending(v)
+                    } else {
+                        Deleted::Gone(v)
+                    });
                 }
                 Err(StoreError::Apply(ApplyError::Conflict { .. })) => {
                     if attempt > 2 {
@@ -865,11 +997,17 @@ impl Api {
                     }
                     continue;
                 }
-                Err(StoreError::Apply(ApplyError::NotFound { .. })) => return Err(ApiError::not_found(info, name)),
+                Err(StoreError::Apply(ApplyError::NotFound { .. })) => {
+                    return Err(ApiError::not_found(info, name));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ApiError::conflict(info, name, "too many concurrent changes; try again"))
+        Err(ApiError::conflict(
+            info,
+            name,
+            "too many concurrent changes; try again",
+        ))
     }
 
     /// Deletes every object a list with `opts` returns. Returns the objects
@@ -881,11 +1019,24 @@ impl Api {
         list: &ListOptions,
         opts: &DeleteOptions,
     ) -> ApiResult<Vec<Value>> {
-        let page = self.list(rt, ns, &ListOptions { limit: 0, continue_token: None, ..list.clone() }).await?;
+        let page = self
+            .list(
+                rt,
+                ns,
+                &ListOptions {
+                    limit: 0,
+                    continue_token: None,
+                    ..list.clone()
+                },
+            )
+            .await?;
         let mut out = Vec::new();
         for item in page.items {
             let v = parse_json(&item)?;
-            let (ins, name) = (meta_str(&v, "namespace").to_string(), meta_str(&v, "name").to_string());
+            let (ins, name) = (
+                meta_str(&v, "namespace").to_string(),
+                meta_str(&v, "name").to_string(),
+            );
             match self.delete(rt, &ins, &name, opts).await {
                 Ok(Deleted::Gone(v)) | Ok(Deleted::Pending(v)) => out.push(v),
                 Err(e) if e.code == 404 => {}
@@ -896,7 +1047,13 @@ impl Api {
     }
 
     /// `POST pods/{name}/binding`: assigns the pod to a node.
-    pub async fn bind(&self, ns: &str, name: &str, binding: &Value, opts: &WriteOptions) -> ApiResult<()> {
+    pub async fn bind(
+        &self,
+        ns: &str,
+        name: &str,
+        binding: &Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<()> {
         let pods = self.resource("", "v1", "pods")?;
         let node = binding
             .pointer("/target/name")
@@ -908,7 +1065,10 @@ impl Api {
             errs.required("target.name", "");
             return Err(ApiError::invalid(pods.info(), name, &errs));
         }
-        let expect_uid = binding.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_string);
+        let expect_uid = binding
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let info = pods.info();
         self.write_loop(
             pods,
@@ -923,7 +1083,10 @@ impl Api {
                 {
                     return Err(ApiError::conflict(info, name, "the pod was replaced"));
                 }
-                let bound = current.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+                let bound = current
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 if !bound.is_empty() {
                     return Err(ApiError::conflict(
                         info,
@@ -944,8 +1107,16 @@ impl Api {
         // PodScheduled=True goes with the binding, as Kubernetes' binding handler does.
         let cond = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "True",
             "lastTransitionTime": Time::now(), "lastProbeTime": null}]}});
-        self.patch(pods, ns, name, PatchType::StrategicMerge, &cond, UpdateScope::Status, opts)
-            .await?;
+        self.patch(
+            pods,
+            ns,
+            name,
+            PatchType::StrategicMerge,
+            &cond,
+            UpdateScope::Status,
+            opts,
+        )
+        .await?;
         Ok(())
     }
 
@@ -953,7 +1124,10 @@ impl Api {
     /// terminating namespace with none left is deleted.
     pub async fn finalize_namespace(&self, name: &str, body: &Value) -> ApiResult<Value> {
         let rt = self.resource("", "v1", "namespaces")?;
-        let finalizers = body.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+        let finalizers = body
+            .pointer("/spec/finalizers")
+            .cloned()
+            .unwrap_or(json!([]));
         let (v, _) = self
             .write_loop(
                 rt,
@@ -1006,9 +1180,9 @@ impl Api {
             }
             sub
         } else {
-            let after: u64 = rv
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}: must be a number")))?;
+            let after: u64 = rv.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid resourceVersion {rv:?}: must be a number"))
+            })?;
             match self.store.watch(&prefix, after) {
                 Ok(s) => s,
                 Err(StoreError::TooOld { requested, floor }) => {
@@ -1041,12 +1215,17 @@ pub const IPALLOC_PREFIX: &str = "~ipalloc/";
 fn finalized(obj: &Value) -> bool {
     let deleting = !meta_str(obj, "deletionTimestamp").is_empty();
     let empty = |v: Option<&Value>| v.and_then(Value::as_array).is_none_or(|a| a.is_empty());
-    deleting && empty(obj.pointer("/metadata/finalizers")) && empty(obj.pointer("/spec/finalizers"))
+    deleting
+        && empty(obj.pointer("/metadata/finalizers"))
+        && empty(obj.pointer("/spec/finalizers"))
         && obj.get("kind").and_then(Value::as_str) != Some("Pod")
         || deleting
             && obj.get("kind").and_then(Value::as_str) == Some("Pod")
             && empty(obj.pointer("/metadata/finalizers"))
-            && obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64) == Some(0)
+            && obj
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                == Some(0)
 }
 
 enum DeletePlan {
@@ -1056,7 +1235,11 @@ enum DeletePlan {
 
 /// Decides whether a delete removes the object now or marks it (graceful
 /// pod termination, finalizers, foreground/orphan propagation, namespaces).
-fn plan_delete(info: &ResourceInfo, current: &Value, opts: &DeleteOptions) -> ApiResult<DeletePlan> {
+fn plan_delete(
+    info: &ResourceInfo,
+    current: &Value,
+    opts: &DeleteOptions,
+) -> ApiResult<DeletePlan> {
     let policy = match (opts.propagation_policy.as_deref(), opts.orphan_dependents) {
         (Some(p @ ("Foreground" | "Background" | "Orphan")), _) => p,
         (Some(other), _) => {
@@ -1078,7 +1261,11 @@ fn plan_delete(info: &ResourceInfo, current: &Value, opts: &DeleteOptions) -> Ap
     let mut finalizers: Vec<String> = v
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     match policy {
         "Orphan" if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
@@ -1088,8 +1275,14 @@ fn plan_delete(info: &ResourceInfo, current: &Value, opts: &DeleteOptions) -> Ap
         _ => {}
     }
     let grace = if is_pod {
-        let bound = v.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-        let phase = v.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        let bound = v
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let phase = v
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let terminal = phase == "Succeeded" || phase == "Failed";
         let requested = opts.grace_period_seconds.unwrap_or_else(|| {
             v.pointer("/spec/terminationGracePeriodSeconds")
@@ -1112,14 +1305,23 @@ fn plan_delete(info: &ResourceInfo, current: &Value, opts: &DeleteOptions) -> Ap
     let m = meta_mut(&mut v)?;
     if !already {
         let at = Time::from_unix(now.unix() + grace).unwrap_or(now);
-        m.insert("deletionTimestamp".into(), serde_json::to_value(at).unwrap_or(Value::Null));
+        m.insert(
+            "deletionTimestamp".into(),
+            serde_json::to_value(at).unwrap_or(Value::Null),
+        );
         m.insert("deletionGracePeriodSeconds".into(), json!(grace));
     } else if is_pod {
         // A second delete may shorten the grace period, never extend it.
-        let cur = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(grace);
+        let cur = m
+            .get("deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(grace);
         if grace < cur {
             let at = Time::from_unix(now.unix() + grace).unwrap_or(now);
-            m.insert("deletionTimestamp".into(), serde_json::to_value(at).unwrap_or(Value::Null));
+            m.insert(
+                "deletionTimestamp".into(),
+                serde_json::to_value(at).unwrap_or(Value::Null),
+            );
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
         }
     }
@@ -1144,8 +1346,10 @@ pub fn bookmark(info: &ResourceInfo, rv: u64, initial_events_end: bool) -> Bytes
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
     Bytes::from(
-        serde_json::to_vec(&json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta}))
-            .unwrap_or_default(),
+        serde_json::to_vec(
+            &json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta}),
+        )
+        .unwrap_or_default(),
     )
 }
 

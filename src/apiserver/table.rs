@@ -88,9 +88,17 @@ pub fn table(
 }
 
 /// A single-object Table (GET of one object, or one watch event).
-pub fn single(rt: &dyn DynResource, obj: &[u8], include: IncludeObject, with_columns: bool) -> Value {
+pub fn single(
+    rt: &dyn DynResource,
+    obj: &[u8],
+    include: IncludeObject,
+    with_columns: bool,
+) -> Value {
     let v: Value = serde_json::from_slice(obj).unwrap_or(Value::Null);
-    let rv = v.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+    let rv = v
+        .pointer("/metadata/resourceVersion")
+        .cloned()
+        .unwrap_or(json!(""));
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",

@@ -41,7 +41,10 @@ fn cell_text(v: &Value) -> String {
 /// three spaces, priority-1 columns only when `wide`, a NAMESPACE column
 /// first when `with_namespace`.
 pub fn render_table(table: &Value, wide: bool, with_namespace: bool, headers: bool) -> String {
-    let cols = table["columnDefinitions"].as_array().cloned().unwrap_or_default();
+    let cols = table["columnDefinitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let keep: Vec<usize> = cols
         .iter()
         .enumerate()
@@ -136,7 +139,10 @@ mod tests {
                 {"cells": ["a", "0/1", null], "object": {"metadata": {"namespace": "kube-system"}}}
             ]
         });
-        assert_eq!(render_table(&t, false, false, true), "NAME    READY\nweb-1   1/1\na       0/1\n");
+        assert_eq!(
+            render_table(&t, false, false, true),
+            "NAME    READY\nweb-1   1/1\na       0/1\n"
+        );
         assert_eq!(
             render_table(&t, true, true, true),
             "NAMESPACE     NAME    READY   IP\ndefault       web-1   1/1     10.0.0.1\nkube-system   a       0/1     <none>\n"

@@ -105,7 +105,10 @@ pub async fn version(kubeconfig: Option<&Path>) -> Result<()> {
     println!("Client Version: v{}", env!("CARGO_PKG_VERSION"));
     let (client, _) = ApiClient::from_kubeconfig(kubeconfig).map_err(server_err)?;
     let v = client.get("/version").await.map_err(server_err)?;
-    println!("Server Version: {}", v["gitVersion"].as_str().unwrap_or("unknown"));
+    println!(
+        "Server Version: {}",
+        v["gitVersion"].as_str().unwrap_or("unknown")
+    );
     Ok(())
 }
 
@@ -133,7 +136,10 @@ pub async fn get(kubeconfig: Option<&Path>, args: GetArgs) -> Result<()> {
             let path = path_of(rt, ns_opt.or(Some(&ns)), Some(n));
             match format {
                 Format::Table | Format::Wide => match client.get_table(&path).await {
-                    Ok(t) => print!("{}", print::render_table(&t, format == Format::Wide, false, true)),
+                    Ok(t) => print!(
+                        "{}",
+                        print::render_table(&t, format == Format::Wide, false, true)
+                    ),
                     Err(e) => {
                         eprintln!("{e}");
                         failed = true;
@@ -158,7 +164,11 @@ pub async fn get(kubeconfig: Option<&Path>, args: GetArgs) -> Result<()> {
     match format {
         Format::Table | Format::Wide => {
             let t = client.get_table(&path).await.map_err(server_err)?;
-            list_rv = t.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
+            list_rv = t
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             if t["rows"].as_array().is_none_or(|r| r.is_empty()) {
                 if args.all_namespaces || !info.namespaced {
                     eprintln!("No resources found");
@@ -166,16 +176,33 @@ pub async fn get(kubeconfig: Option<&Path>, args: GetArgs) -> Result<()> {
                     eprintln!("No resources found in {ns} namespace.");
                 }
             } else {
-                print!("{}", print::render_table(&t, format == Format::Wide, with_ns, true));
+                print!(
+                    "{}",
+                    print::render_table(&t, format == Format::Wide, with_ns, true)
+                );
             }
         }
         _ => {
-            let v = client.list(&path_of(rt, ns_opt, None), &params).await.map_err(server_err)?;
-            list_rv = v.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
+            let v = client
+                .list(&path_of(rt, ns_opt, None), &params)
+                .await
+                .map_err(server_err)?;
+            list_rv = v
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             match format {
                 Format::Name => {
                     for i in v["items"].as_array().cloned().unwrap_or_default() {
-                        println!("{}", print::type_name(info.kind, info.group, i["metadata"]["name"].as_str().unwrap_or("")));
+                        println!(
+                            "{}",
+                            print::type_name(
+                                info.kind,
+                                info.group,
+                                i["metadata"]["name"].as_str().unwrap_or("")
+                            )
+                        );
                     }
                 }
                 Format::Json => println!("{}", print::to_json(&as_list(&v))),
@@ -188,18 +215,31 @@ pub async fn get(kubeconfig: Option<&Path>, args: GetArgs) -> Result<()> {
             resource_version: Some(list_rv),
             ..params
         };
-        let mut stream = client.watch(&path_of(rt, ns_opt, None), &wp).await.map_err(server_err)?;
+        let mut stream = client
+            .watch(&path_of(rt, ns_opt, None), &wp)
+            .await
+            .map_err(server_err)?;
         while let Some(ev) = stream.next().await {
             let ev = ev.map_err(server_err)?;
             if let Some(e) = ev.error() {
                 bail!("{e}");
             }
-            let name = ev.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-            let ons = ev.object.pointer("/metadata/namespace").and_then(Value::as_str);
+            let name = ev
+                .object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let ons = ev
+                .object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str);
             match format {
                 Format::Table | Format::Wide => {
                     if let Ok(t) = client.get_table(&path_of(rt, ons, Some(name))).await {
-                        print!("{}", print::render_table(&t, format == Format::Wide, with_ns, false));
+                        print!(
+                            "{}",
+                            print::render_table(&t, format == Format::Wide, with_ns, false)
+                        );
                     } else {
                         println!("{name}   (deleted)");
                     }
@@ -219,7 +259,10 @@ fn as_list(v: &Value) -> Value {
 fn print_object(v: &Value, format: Format, kind: &str, group: &str) {
     match format {
         Format::Json => println!("{}", print::to_json(v)),
-        Format::Name => println!("{}", print::type_name(kind, group, v["metadata"]["name"].as_str().unwrap_or(""))),
+        Format::Name => println!(
+            "{}",
+            print::type_name(kind, group, v["metadata"]["name"].as_str().unwrap_or(""))
+        ),
         _ => print!("{}", print::to_yaml(v)),
     }
 }
@@ -232,7 +275,9 @@ pub fn read_manifests(files: &[String]) -> Result<Vec<Value>> {
         let mut sources: Vec<(String, String)> = Vec::new();
         if f == "-" {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading stdin")?;
             sources.push(("stdin".into(), s));
         } else {
             let p = PathBuf::from(f);
@@ -241,16 +286,22 @@ pub fn read_manifests(files: &[String]) -> Result<Vec<Value>> {
                     .with_context(|| format!("reading directory {f}"))?
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .filter(|p| {
-                        matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+                        matches!(
+                            p.extension().and_then(|e| e.to_str()),
+                            Some("yaml" | "yml" | "json")
+                        )
                     })
                     .collect();
                 entries.sort();
                 for e in entries {
-                    let s = std::fs::read_to_string(&e).with_context(|| format!("reading {}", e.display()))?;
+                    let s = std::fs::read_to_string(&e)
+                        .with_context(|| format!("reading {}", e.display()))?;
                     sources.push((e.display().to_string(), s));
                 }
             } else {
-                let s = std::fs::read_to_string(&p).with_context(|| format!("the path \"{f}\" does not exist or cannot be read"))?;
+                let s = std::fs::read_to_string(&p).with_context(|| {
+                    format!("the path \"{f}\" does not exist or cannot be read")
+                })?;
                 sources.push((f.clone(), s));
             }
         }
@@ -270,7 +321,12 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>> {
         match v {
             Value::Null => {}
             Value::Object(ref m) if m.get("kind").and_then(Value::as_str) == Some("List") => {
-                for item in m.get("items").and_then(Value::as_array).cloned().unwrap_or_default() {
+                for item in m
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                {
                     out.push(item);
                 }
             }
@@ -335,7 +391,10 @@ pub async fn apply(kubeconfig: Option<&Path>, args: FileArgs, apply: bool) -> Re
         };
         let info = rt.info();
         let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let ns = obj["metadata"]["namespace"].as_str().map(str::to_string).unwrap_or(ns_default.clone());
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or(ns_default.clone());
         let label = print::type_name(info.kind, info.group, &name);
         let result: Result<&str, ClientError> = async {
             if !apply {
@@ -344,7 +403,10 @@ pub async fn apply(kubeconfig: Option<&Path>, args: FileArgs, apply: bool) -> Re
             }
             // The manifest as applied, without the annotation itself.
             let mut applied = obj.clone();
-            if let Some(a) = applied.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+            if let Some(a) = applied
+                .pointer_mut("/metadata/annotations")
+                .and_then(Value::as_object_mut)
+            {
                 a.remove(LAST_APPLIED);
             }
             let applied_text = serde_json::to_string(&applied).unwrap_or_default();
@@ -357,15 +419,23 @@ pub async fn apply(kubeconfig: Option<&Path>, args: FileArgs, apply: bool) -> Re
                 Err(e) => Err(e),
                 Ok(current) => {
                     let last: Value = current
-                        .pointer(&format!("/metadata/annotations/{}", LAST_APPLIED.replace('/', "~1")))
+                        .pointer(&format!(
+                            "/metadata/annotations/{}",
+                            LAST_APPLIED.replace('/', "~1")
+                        ))
                         .and_then(Value::as_str)
                         .and_then(|s| serde_json::from_str(s).ok())
                         .unwrap_or(Value::Null);
                     let patch = apply_patch(&last, &obj);
                     let updated = client
-                        .patch(&path_of(rt, Some(&ns), Some(&name)), PatchType::Merge, &patch)
+                        .patch(
+                            &path_of(rt, Some(&ns), Some(&name)),
+                            PatchType::Merge,
+                            &patch,
+                        )
                         .await?;
-                    let changed = updated.pointer("/metadata/resourceVersion") != current.pointer("/metadata/resourceVersion");
+                    let changed = updated.pointer("/metadata/resourceVersion")
+                        != current.pointer("/metadata/resourceVersion");
                     Ok(if changed { "configured" } else { "unchanged" })
                 }
             }
@@ -392,8 +462,15 @@ pub async fn delete(kubeconfig: Option<&Path>, args: DeleteArgs) -> Result<()> {
     if !args.files.is_empty() {
         for obj in read_manifests(&args.files)? {
             let rt = type_of(&obj)?;
-            let ns = obj["metadata"]["namespace"].as_str().map(str::to_string).unwrap_or(ns_default.clone());
-            targets.push((rt, ns, obj["metadata"]["name"].as_str().unwrap_or("").to_string()));
+            let ns = obj["metadata"]["namespace"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or(ns_default.clone());
+            targets.push((
+                rt,
+                ns,
+                obj["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            ));
         }
     } else {
         let Some(resource) = &args.resource else {
@@ -408,7 +485,8 @@ pub async fn delete(kubeconfig: Option<&Path>, args: DeleteArgs) -> Result<()> {
             targets.push((rt, ns_default.clone(), n));
         }
     }
-    let mut opts = json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"});
+    let mut opts =
+        json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"});
     if let Some(g) = args.grace_period {
         opts["gracePeriodSeconds"] = json!(g);
     }
@@ -420,7 +498,12 @@ pub async fn delete(kubeconfig: Option<&Path>, args: DeleteArgs) -> Result<()> {
         match client.delete(&path, &opts).await {
             Ok(_) => {
                 if info.namespaced {
-                    println!("{} \"{}\" deleted from {} namespace", info.kind.to_lowercase(), name, ns);
+                    println!(
+                        "{} \"{}\" deleted from {} namespace",
+                        info.kind.to_lowercase(),
+                        name,
+                        ns
+                    );
                 } else {
                     println!("{} \"{}\" deleted", info.kind.to_lowercase(), name);
                 }
@@ -456,7 +539,10 @@ pub async fn delete(kubeconfig: Option<&Path>, args: DeleteArgs) -> Result<()> {
 
 pub async fn describe(kubeconfig: Option<&Path>, args: DescribeArgs) -> Result<()> {
     let (client, default_ns) = ApiClient::from_kubeconfig(kubeconfig).map_err(server_err)?;
-    let (t, names) = split_type_name(&args.resource, &args.name.iter().cloned().collect::<Vec<_>>());
+    let (t, names) = split_type_name(
+        &args.resource,
+        &args.name.iter().cloned().collect::<Vec<_>>(),
+    );
     let rt = resolve_type(&t)?;
     let info = rt.info();
     let ns = args.namespace.clone().unwrap_or(default_ns);
@@ -469,7 +555,12 @@ pub async fn describe(kubeconfig: Option<&Path>, args: DescribeArgs) -> Result<(
     } else {
         let mut out = Vec::new();
         for n in &names {
-            out.push(client.get(&path_of(rt, Some(&ns), Some(n))).await.map_err(server_err)?);
+            out.push(
+                client
+                    .get(&path_of(rt, Some(&ns), Some(n)))
+                    .await
+                    .map_err(server_err)?,
+            );
         }
         out
     };
@@ -479,9 +570,15 @@ pub async fn describe(kubeconfig: Option<&Path>, args: DescribeArgs) -> Result<(
             println!();
         }
         let m = &obj["metadata"];
-        let mut rows = vec![vec!["Name:".to_string(), m["name"].as_str().unwrap_or("").to_string()]];
+        let mut rows = vec![vec![
+            "Name:".to_string(),
+            m["name"].as_str().unwrap_or("").to_string(),
+        ]];
         if info.namespaced {
-            rows.push(vec!["Namespace:".into(), m["namespace"].as_str().unwrap_or("").to_string()]);
+            rows.push(vec![
+                "Namespace:".into(),
+                m["namespace"].as_str().unwrap_or("").to_string(),
+            ]);
         }
         rows.push(vec!["Labels:".into(), kv_lines(&m["labels"])]);
         rows.push(vec!["Annotations:".into(), kv_lines(&m["annotations"])]);
@@ -507,7 +604,11 @@ pub async fn describe(kubeconfig: Option<&Path>, args: DescribeArgs) -> Result<(
         );
         let evs = client
             .list(
-                &path_of(events_rt, Some(m["namespace"].as_str().unwrap_or(&ns)), None),
+                &path_of(
+                    events_rt,
+                    Some(m["namespace"].as_str().unwrap_or(&ns)),
+                    None,
+                ),
                 &ListParams {
                     field_selector: Some(sel),
                     ..Default::default()
@@ -532,7 +633,10 @@ pub async fn describe(kubeconfig: Option<&Path>, args: DescribeArgs) -> Result<(
                     format!("  {}", e["type"].as_str().unwrap_or("")),
                     e["reason"].as_str().unwrap_or("").to_string(),
                     e["count"].as_i64().unwrap_or(1).to_string(),
-                    e.pointer("/source/component").and_then(Value::as_str).unwrap_or("").to_string(),
+                    e.pointer("/source/component")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     e["message"].as_str().unwrap_or("").to_string(),
                 ]);
             }
@@ -569,7 +673,8 @@ mod tests {
 
     #[test]
     fn apply_patch_removes_dropped_fields() {
-        let old = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "data": {"x": "1", "y": "2"}});
+        let old =
+            json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "data": {"x": "1", "y": "2"}});
         let new = json!({"metadata": {"labels": {"a": "1"}}, "data": {"x": "3"}});
         assert_eq!(
             apply_patch(&old, &new),
@@ -581,7 +686,13 @@ mod tests {
 
     #[test]
     fn types_from_manifests() {
-        assert_eq!(type_of(&json!({"apiVersion": "apps/v1", "kind": "Deployment"})).unwrap().info().plural, "deployments");
+        assert_eq!(
+            type_of(&json!({"apiVersion": "apps/v1", "kind": "Deployment"}))
+                .unwrap()
+                .info()
+                .plural,
+            "deployments"
+        );
         assert!(type_of(&json!({"apiVersion": "apps/v2", "kind": "Deployment"})).is_err());
         assert!(type_of(&json!({"kind": "Deployment"})).is_err());
     }

@@ -36,8 +36,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
     .await
     .context("wasmk up")?;
     println!("wasmk is up: API at {}", master.url);
-    println!("kubeconfig: {} (also ~/.wasmk/kubeconfig)", master.kubeconfig.display());
-    println!("try: kubectl --kubeconfig {} get namespaces", master.kubeconfig.display());
+    println!(
+        "kubeconfig: {} (also ~/.wasmk/kubeconfig)",
+        master.kubeconfig.display()
+    );
+    println!(
+        "try: kubectl --kubeconfig {} get namespaces",
+        master.kubeconfig.display()
+    );
     wait_for_signal().await?;
     eprintln!("shutting down");
     master.stop().await;

@@ -274,7 +274,15 @@ impl ApiClient {
         let timeout = self.inner.request_timeout;
         let deadline = Instant::now() + timeout;
         let (server, resp) = self
-            .send_accept(&Method::GET, path, Bytes::new(), None, TABLE, deadline, timeout)
+            .send_accept(
+                &Method::GET,
+                path,
+                Bytes::new(),
+                None,
+                TABLE,
+                deadline,
+                timeout,
+            )
             .await?;
         decode_json(&server, path, resp, deadline, timeout).await
     }

@@ -59,8 +59,12 @@ impl Master {
     /// Opens the data directory and starts serving. The listener is bound
     /// before returning, so `url` is usable at once (port 0 picks a free one).
     pub async fn start(cfg: MasterConfig) -> Result<Master> {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .with_context(|| format!("cannot create the data directory {}", cfg.data_dir.display()))?;
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                cfg.data_dir.display()
+            )
+        })?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -68,7 +72,8 @@ impl Master {
         let names = ServingNames::detect(Some(addr))
             .with(&cfg.extra_sans)
             .context("invalid --tls-san")?;
-        let pki = Pki::load_or_create(&cfg.data_dir.join("pki"), &names).context("cluster certificates")?;
+        let pki = Pki::load_or_create(&cfg.data_dir.join("pki"), &names)
+            .context("cluster certificates")?;
         let tokens = TokenFile::load_or_create(&crate::auth::token::token_file_path(&cfg.data_dir))
             .context("token file")?;
         let admin_token = tokens
@@ -96,7 +101,10 @@ impl Master {
             Some(Arc::new(Authenticator::new(&tokens))),
             server_address,
         ));
-        let tls = Arc::new(pki.server_config(ClientAuth::None).context("TLS configuration")?);
+        let tls = Arc::new(
+            pki.server_config(ClientAuth::None)
+                .context("TLS configuration")?,
+        );
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         {
@@ -116,7 +124,8 @@ impl Master {
         crate::client::write_admin_kubeconfig(&kubeconfig, &url, ca_pem.as_bytes(), &admin_token)
             .with_context(|| format!("cannot write {}", kubeconfig.display()))?;
         if let Some(extra) = &cfg.extra_kubeconfig
-            && let Err(e) = crate::client::write_admin_kubeconfig(extra, &url, ca_pem.as_bytes(), &admin_token)
+            && let Err(e) =
+                crate::client::write_admin_kubeconfig(extra, &url, ca_pem.as_bytes(), &admin_token)
         {
             tracing::warn!(path = %extra.display(), error = %e, "could not write the kubeconfig");
         }

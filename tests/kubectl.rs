@@ -1,0 +1,229 @@
+//! Real kubectl v1.35 against `wasmk up` (issue 2, item 7).
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::Cluster;
+
+const MANIFEST: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+data:
+  greeting: hello
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: web-secret
+stringData:
+  password: s3cret
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: hello:v1
+        env:
+        - name: GREETING
+          valueFrom:
+            configMapKeyRef: {name: web-config, key: greeting}
+        resources:
+          limits: {cpu: 100m, memory: 64Mi}
+"#;
+
+#[test]
+fn discovery_and_namespaces() {
+    let c = Cluster::up();
+    let out = c.kubectl_ok(&["api-resources"]);
+    for r in [
+        "pods",
+        "deployments",
+        "cronjobs",
+        "leases",
+        "modules",
+        "horizontalpodautoscalers",
+    ] {
+        assert!(out.contains(r), "api-resources lacks {r}:\n{out}");
+    }
+    let ns = c.kubectl_ok(&["get", "ns"]);
+    for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(ns.contains(n), "{ns}");
+    }
+    assert!(ns.starts_with("NAME"), "{ns}");
+    let v = c.kubectl_ok(&["version", "-o", "json"]);
+    assert!(v.contains("\"minor\": \"35\""), "{v}");
+}
+
+#[test]
+fn apply_twice_get_yaml_label_annotate_delete() {
+    let c = Cluster::up();
+    let f = c.write_file("app.yaml", MANIFEST);
+    let out = c.kubectl_ok(&["apply", "-f", f.to_str().unwrap()]);
+    assert!(out.contains("configmap/web-config created"), "{out}");
+    assert!(out.contains("secret/web-secret created"), "{out}");
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+
+    let changed = MANIFEST
+        .replace("replicas: 2", "replicas: 3")
+        .replace("greeting: hello", "greeting: bonjour");
+    let f2 = c.write_file("app2.yaml", &changed);
+    let out = c.kubectl_ok(&["apply", "-f", f2.to_str().unwrap()]);
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    assert!(out.contains("configmap/web-config configured"), "{out}");
+    let y = c.kubectl_ok(&["get", "deployment", "web", "-o", "yaml"]);
+    assert!(y.contains("replicas: 3"), "{y}");
+    assert!(y.contains("generation: 2"), "{y}");
+    assert!(
+        y.contains("kubectl.kubernetes.io/last-applied-configuration"),
+        "{y}"
+    );
+    let cm = c.kubectl_ok(&["get", "cm", "web-config", "-o", "jsonpath={.data.greeting}"]);
+    assert_eq!(cm, "bonjour");
+    // Applying the same file again changes nothing.
+    let out = c.kubectl_ok(&["apply", "-f", f2.to_str().unwrap()]);
+    assert!(out.contains("deployment.apps/web unchanged"), "{out}");
+
+    c.kubectl_ok(&["label", "deployment", "web", "tier=frontend"]);
+    c.kubectl_ok(&["annotate", "deployment", "web", "owner=team-a"]);
+    let y = c.kubectl_ok(&["get", "deployment", "web", "-o", "yaml"]);
+    assert!(
+        y.contains("tier: frontend") && y.contains("owner: team-a"),
+        "{y}"
+    );
+    let sel = c.kubectl_ok(&["get", "deploy", "-l", "tier=frontend", "-o", "name"]);
+    assert_eq!(sel.trim(), "deployment.apps/web");
+    c.kubectl_ok(&["label", "deployment", "web", "tier-"]);
+    let sel = c.kubectl(&["get", "deploy", "-l", "tier=frontend", "-o", "name"]);
+    assert!(String::from_utf8_lossy(&sel.stdout).trim().is_empty());
+
+    c.kubectl_ok(&["delete", "-f", f2.to_str().unwrap()]);
+    let gone = c.kubectl(&["get", "deployment", "web"]);
+    assert!(!gone.status.success());
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("NotFound"),
+        "{:?}",
+        gone
+    );
+}
+
+#[test]
+fn watch_receives_an_event() {
+    let c = Cluster::up();
+    let mut child = Command::new(common::kubectl_bin())
+        .args(["get", "configmaps", "--watch", "--request-timeout=20s"])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", c.home.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let f = c.write_file(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: b\n",
+    );
+    c.kubectl_ok(&["apply", "-f", f.to_str().unwrap()]);
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            match stdout.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    if String::from_utf8_lossy(&buf).contains("watched") {
+                        break;
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    let seen = reader.join().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.contains("watched"),
+        "kubectl get --watch printed: {seen:?}"
+    );
+}
+
+#[test]
+fn requests_without_the_token_get_401() {
+    let c = Cluster::up();
+    let bad = c.write_file(
+        "bad-kubeconfig",
+        &std::fs::read_to_string(&c.kubeconfig)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                if l.trim().starts_with("token:") {
+                    "    token: wrong-token".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let out = Command::new(common::kubectl_bin())
+        .args(["get", "ns"])
+        .env("KUBECONFIG", &bad)
+        .env("HOME", c.home.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Unauthorized") || err.contains("logged in"),
+        "{err}"
+    );
+    // Health and version stay open.
+    let health = c.kubectl_ok(&["get", "--raw", "/healthz"]);
+    assert_eq!(health.trim(), "ok");
+}
+
+#[test]
+fn validation_errors_reach_kubectl() {
+    let c = Cluster::up();
+    let f = c.write_file(
+        "bad.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: Bad_Name\nspec:\n  replicas: -1\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers: [{name: c, image: m:1}]\n",
+    );
+    let out = c.kubectl(&["apply", "-f", f.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is invalid"), "{err}");
+    assert!(err.contains("metadata.name"), "{err}");
+    assert!(err.contains("spec.replicas"), "{err}");
+    // Unknown fields: kubectl asks for strict validation and gets a clear refusal.
+    let f = c.write_file(
+        "unknown.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata: {a: b}\ncolour: red\n",
+    );
+    let out = c.kubectl(&["apply", "-f", f.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown field") && err.contains("colour"),
+        "{err}"
+    );
+}
