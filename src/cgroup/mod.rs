@@ -361,7 +361,7 @@ impl CgroupManager {
     /// SIGKILL to every listed pid and thaws, until the cgroup is empty.
     /// A missing cgroup is already empty.
     pub fn kill_all(&self, path: &CgroupPath) -> Result<()> {
-        let deadline = Instant::now() + KILL_TIMEOUT;
+        let started = Instant::now();
         let mut pids = self.subtree_pids(path)?;
         if pids.is_empty() {
             return Ok(());
@@ -376,17 +376,18 @@ impl CgroupManager {
                 if pids.is_empty() {
                     return Ok(());
                 }
-                if Instant::now() >= deadline {
-                    return Err(self.kill_timeout(path, pids));
+                if started.elapsed() >= KILL_TIMEOUT {
+                    return Err(kill_timeout(path, pids, started));
                 }
                 backoff.sleep();
             }
         }
-        self.kill_by_signal(path, deadline)
+        self.kill_by_signal(path, started)
     }
 
-    /// The freeze + SIGKILL + thaw loop, for kernels without `cgroup.kill`.
-    fn kill_by_signal(&self, path: &CgroupPath, deadline: Instant) -> Result<()> {
+    /// The freeze + SIGKILL + thaw loop, for kernels without `cgroup.kill`;
+    /// gives up `KILL_TIMEOUT` after `started`.
+    fn kill_by_signal(&self, path: &CgroupPath, started: Instant) -> Result<()> {
         let mut backoff = Backoff::new();
         loop {
             let frozen = self.set_frozen(path, true)?;
@@ -404,8 +405,8 @@ impl CgroupManager {
             if pids.is_empty() {
                 return Ok(());
             }
-            if Instant::now() >= deadline {
-                return Err(self.kill_timeout(path, pids));
+            if started.elapsed() >= KILL_TIMEOUT {
+                return Err(kill_timeout(path, pids, started));
             }
             backoff.sleep();
         }
@@ -448,14 +449,6 @@ impl CgroupManager {
         Ok(())
     }
 
-    fn kill_timeout(&self, path: &CgroupPath, pids: Vec<u32>) -> CgroupError {
-        CgroupError::KillTimeout {
-            path: path.to_string(),
-            pids,
-            waited: KILL_TIMEOUT,
-        }
-    }
-
     /// Kills what is left in the cgroup, then removes it and everything below
     /// it, children first, retrying (bounded) while exiting processes keep
     /// it busy. Removing a missing cgroup is Ok.
@@ -490,15 +483,21 @@ impl CgroupManager {
                     .map_err(|e| io_err("stat", &entry.path(), e))?
                     .is_dir();
                 let name = entry.file_name();
-                if let (true, Some(uid)) =
-                    (is_dir, name.to_str().and_then(|n| n.strip_prefix("pod")))
-                    && !uid.is_empty()
-                {
+                let uid = name.to_str().and_then(|n| n.strip_prefix("pod"));
+                if let Some(uid) = uid.filter(|u| is_dir && !u.is_empty()) {
                     uids.insert(uid.to_string());
                 }
             }
         }
         Ok(uids.into_iter().collect())
+    }
+}
+
+fn kill_timeout(path: &CgroupPath, pids: Vec<u32>, started: Instant) -> CgroupError {
+    CgroupError::KillTimeout {
+        path: path.to_string(),
+        pids,
+        waited: started.elapsed(),
     }
 }
 

@@ -358,8 +358,7 @@ fn real_freeze_and_signal_fallback() {
     let c1 = t.pod().child("app").unwrap();
     mgr.create(&c1, &Limits::default()).unwrap();
     let mut child = spawn_in(mgr, &c1, "sleep 30 & exec sleep 30");
-    mgr.kill_by_signal(&c1, Instant::now() + Duration::from_secs(10))
-        .unwrap();
+    mgr.kill_by_signal(&c1, Instant::now()).unwrap();
     assert_eq!(
         child.wait(Duration::from_secs(10)).signal(),
         Some(libc::SIGKILL)
@@ -432,8 +431,7 @@ fn real_v2_on_the_unified_mount_of_a_hybrid_host() {
     );
 
     let mut child = spawn_in(mgr, &c1, "exec sleep 30");
-    mgr.kill_by_signal(&c1, Instant::now() + Duration::from_secs(10))
-        .unwrap();
+    mgr.kill_by_signal(&c1, Instant::now()).unwrap();
     assert_eq!(
         child.wait(Duration::from_secs(10)).signal(),
         Some(libc::SIGKILL)
