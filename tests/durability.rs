@@ -12,10 +12,16 @@ use serde_json::json;
 use wasmk::client::{ApiClient, ListParams};
 
 fn client(c: &Cluster) -> ApiClient {
-    ApiClient::from_kubeconfig(Some(&c.kubeconfig)).expect("client").0
+    ApiClient::from_kubeconfig(Some(&c.kubeconfig))
+        .expect("client")
+        .0
 }
 
-async fn load_until_killed(c: &Cluster, round: usize, acked: Arc<Mutex<BTreeSet<String>>>) -> tokio::task::JoinSet<()> {
+async fn load_until_killed(
+    c: &Cluster,
+    round: usize,
+    acked: Arc<Mutex<BTreeSet<String>>>,
+) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
     for w in 0..16 {
         let cl = client(c);
@@ -25,7 +31,10 @@ async fn load_until_killed(c: &Cluster, round: usize, acked: Arc<Mutex<BTreeSet<
                 let name = format!("r{round}-w{w}-{i}");
                 let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
                     "metadata": {"name": name}, "data": {"v": "x".repeat(200)}});
-                match cl.create("/api/v1/namespaces/default/configmaps", &body).await {
+                match cl
+                    .create("/api/v1/namespaces/default/configmaps", &body)
+                    .await
+                {
                     Ok(_) => {
                         acked.lock().unwrap().insert(name);
                     }
@@ -54,7 +63,10 @@ async fn kill9_during_writes_loses_no_acknowledged_write() {
         c.start("127.0.0.1:0");
         let cl = client(&c);
         let list = cl
-            .list("/api/v1/namespaces/default/configmaps", &ListParams::default())
+            .list(
+                "/api/v1/namespaces/default/configmaps",
+                &ListParams::default(),
+            )
             .await
             .expect("list after restart");
         let present: BTreeSet<String> = list["items"]
@@ -97,7 +109,10 @@ async fn clean_restart_keeps_all_state() {
     c.start("127.0.0.1:0");
     let cl = client(&c);
     for i in [0, 25, 49] {
-        let v = cl.get(&format!("/api/v1/namespaces/default/configmaps/keep-{i}")).await.unwrap();
+        let v = cl
+            .get(&format!("/api/v1/namespaces/default/configmaps/keep-{i}"))
+            .await
+            .unwrap();
         assert_eq!(v["data"]["i"], i.to_string());
     }
 }

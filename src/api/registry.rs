@@ -724,3 +724,78 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Random bodies through every type's decoder and admission: an error
+    //! or an admitted object, never a panic.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| Value::from(n)),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)),
+            "[a-zA-Z0-9:/._ -]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("metadata".to_string()),
+                        Just("spec".to_string()),
+                        Just("status".to_string()),
+                        Just("name".to_string()),
+                        Just("containers".to_string()),
+                        Just("replicas".to_string()),
+                        Just("template".to_string()),
+                        Just("selector".to_string()),
+                        Just("labels".to_string()),
+                        Just("data".to_string()),
+                        "[a-zA-Z]{1,8}",
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn admission_never_panics(v in json_value(), old in json_value()) {
+            for t in Registry::get().all() {
+                let _ = t.admit_create(&v, FieldValidation::Strict);
+                let _ = t.admit_create(&v, FieldValidation::Warn);
+                let _ = t.admit_update(&v, &old, UpdateScope::Main, FieldValidation::Warn);
+                let _ = t.admit_update(&v, &old, UpdateScope::Status, FieldValidation::Ignore);
+                let _ = t.table_row(&v, Utc::now());
+                let _ = t.field_value(&v, "spec.nodeName");
+                let _ = t.scale(&v);
+                let _ = t.set_scale(&v, 3);
+            }
+        }
+
+        #[test]
+        fn admission_of_mutated_valid_objects_never_panics(
+            replicas in any::<i64>(), name in "[a-zA-Z0-9.-]{0,70}", image in ".{0,20}",
+            cpu in "[0-9a-zA-Z.]{0,8}", port in any::<i64>()
+        ) {
+            let d = serde_json::json!({"metadata": {"name": name}, "spec": {"replicas": replicas,
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": image,
+                    "ports": [{"containerPort": port}], "resources": {"limits": {"cpu": cpu, "memory": cpu}}}]}}}});
+            for kind in ["deployments", "replicasets", "daemonsets", "jobs", "pods"] {
+                let t = Registry::get().resolve(kind).unwrap();
+                let _ = t.admit_create(&d, FieldValidation::Strict);
+            }
+        }
+    }
+}

@@ -1111,3 +1111,25 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn body_decoding_never_panics(body in prop::collection::vec(any::<u8>(), 0..512),
+                                      ct in prop_oneof![Just("application/json"), Just("application/yaml"), Just("text/plain"), Just("")]) {
+            let _ = decode_body(Some(ct), &body);
+        }
+
+        #[test]
+        fn query_and_paths_never_panic(q in ".{0,80}", p in "[a-z/%{}.-]{0,60}") {
+            let _ = parse_query(&q);
+            let _ = parse_resource_path(&p);
+            let _ = negotiate(Some(&q));
+        }
+    }
+}
