@@ -11,7 +11,10 @@
 //!   (routing, verbs, patches, watch, discovery, OpenAPI, tables).
 //! - [`auth`]: the cluster CA, serving certificates and bearer tokens.
 //! - [`client`]: kubeconfig files and an HTTP client for the API.
+//! - [`runtime`]: what controllers run on: typed in-process client,
+//!   reflectors (list+watch caches), work queues.
 //! - [`scheduler`]: Filter/Score plugins and the binding loop.
+//! - [`server`]: running a master (data dir, PKI, store, API, control loops).
 //! - [`controllers`]: ReplicaSet, Deployment, DaemonSet, Job, CronJob,
 //!   namespace and garbage collection; pure planning plus executors.
 //! - [`agent`]: the node agent: registration, leases, pod lifecycle.
@@ -31,6 +34,7 @@ pub mod cli;
 pub mod client;
 pub mod controllers;
 pub mod sandbox;
+pub mod runtime;
 pub mod scheduler;
 pub mod server;
 pub mod store;
