@@ -11,6 +11,7 @@
 //!   (routing, verbs, patches, watch, discovery, OpenAPI, tables).
 //! - [`auth`]: the cluster CA, serving certificates and bearer tokens.
 //! - [`client`]: kubeconfig files and an HTTP client for the API.
+//! - [`modules`]: the content-addressed module store (push, blobs).
 //! - [`runtime`]: what controllers run on: typed in-process client,
 //!   reflectors (list+watch caches), work queues.
 //! - [`scheduler`]: Filter/Score plugins and the binding loop.
@@ -33,8 +34,9 @@ pub mod cgroup;
 pub mod cli;
 pub mod client;
 pub mod controllers;
-pub mod sandbox;
+pub mod modules;
 pub mod runtime;
+pub mod sandbox;
 pub mod scheduler;
 pub mod server;
 pub mod store;

@@ -3,6 +3,7 @@
 //! same.
 
 mod print;
+mod push;
 mod resources;
 mod up;
 
@@ -41,6 +42,8 @@ pub enum Command {
     Delete(resources::DeleteArgs),
     /// Show details of a resource.
     Describe(resources::DescribeArgs),
+    /// Upload a Wasm module or component to the module store.
+    Push(push::PushArgs),
 }
 
 /// Entry point called by `main.rs`.
@@ -72,6 +75,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Create(a) => resources::apply(kc.as_deref(), a, false).await,
         Command::Delete(a) => resources::delete(kc.as_deref(), a).await,
         Command::Describe(a) => resources::describe(kc.as_deref(), a).await,
+        Command::Push(a) => push::run(kc.as_deref(), a).await,
     }
 }
 

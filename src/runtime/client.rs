@@ -50,7 +50,11 @@ impl Client {
     }
 
     /// Lists objects (all namespaces when `ns` is None) matching a label selector.
-    pub async fn list<T: Resource>(&self, ns: Option<&str>, label_selector: Option<&str>) -> ApiResult<Vec<T>> {
+    pub async fn list<T: Resource>(
+        &self,
+        ns: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> ApiResult<Vec<T>> {
         let rt = self.rt::<T>()?;
         let opts = ListOptions {
             label_selector: label_selector.map(str::to_string),
@@ -60,14 +64,19 @@ impl Client {
         let page = self.api.list(rt, ns, &opts).await?;
         page.items
             .iter()
-            .map(|b| serde_json::from_slice(b).map_err(|e| ApiError::internal(format!("decode: {e}"))))
+            .map(|b| {
+                serde_json::from_slice(b).map_err(|e| ApiError::internal(format!("decode: {e}")))
+            })
             .collect()
     }
 
     pub async fn create<T: Resource>(&self, obj: &T) -> ApiResult<T> {
         let rt = self.rt::<T>()?;
         let ns = obj.meta().namespace.clone();
-        let (v, _) = self.api.create(rt, &ns, to_value(obj)?, &WriteOptions::default()).await?;
+        let (v, _) = self
+            .api
+            .create(rt, &ns, to_value(obj)?, &WriteOptions::default())
+            .await?;
         from_value(v)
     }
 
@@ -77,7 +86,14 @@ impl Client {
         let m = obj.meta();
         let (v, _) = self
             .api
-            .update(rt, &m.namespace, &m.name, to_value(obj)?, UpdateScope::Main, &WriteOptions::default())
+            .update(
+                rt,
+                &m.namespace,
+                &m.name,
+                to_value(obj)?,
+                UpdateScope::Main,
+                &WriteOptions::default(),
+            )
             .await?;
         from_value(v)
     }
@@ -88,24 +104,54 @@ impl Client {
         let m = obj.meta();
         let (v, _) = self
             .api
-            .update(rt, &m.namespace, &m.name, to_value(obj)?, UpdateScope::Status, &WriteOptions::default())
+            .update(
+                rt,
+                &m.namespace,
+                &m.name,
+                to_value(obj)?,
+                UpdateScope::Status,
+                &WriteOptions::default(),
+            )
             .await?;
         from_value(v)
     }
 
     /// Applies a JSON merge patch (main resource or status).
-    pub async fn patch<T: Resource>(&self, ns: &str, name: &str, patch: &Value, status: bool) -> ApiResult<T> {
+    pub async fn patch<T: Resource>(
+        &self,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+        status: bool,
+    ) -> ApiResult<T> {
         let rt = self.rt::<T>()?;
-        let scope = if status { UpdateScope::Status } else { UpdateScope::Main };
+        let scope = if status {
+            UpdateScope::Status
+        } else {
+            UpdateScope::Main
+        };
         let (v, _) = self
             .api
-            .patch(rt, ns, name, PatchType::Merge, patch, scope, &WriteOptions::default())
+            .patch(
+                rt,
+                ns,
+                name,
+                PatchType::Merge,
+                patch,
+                scope,
+                &WriteOptions::default(),
+            )
             .await?;
         from_value(v)
     }
 
     /// Deletes an object; `Ok(false)` when it was already gone.
-    pub async fn delete<T: Resource>(&self, ns: &str, name: &str, opts: &DeleteOptions) -> ApiResult<bool> {
+    pub async fn delete<T: Resource>(
+        &self,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<bool> {
         let rt = self.rt::<T>()?;
         match self.api.delete(rt, ns, name, opts).await {
             Ok(Deleted::Gone(_)) | Ok(Deleted::Pending(_)) => Ok(true),
@@ -115,7 +161,13 @@ impl Client {
     }
 
     /// Deletes by dynamic type (garbage collection).
-    pub async fn delete_dyn(&self, rt: &'static dyn DynResource, ns: &str, name: &str, opts: &DeleteOptions) -> ApiResult<bool> {
+    pub async fn delete_dyn(
+        &self,
+        rt: &'static dyn DynResource,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<bool> {
         match self.api.delete(rt, ns, name, opts).await {
             Ok(_) => Ok(true),
             Err(e) if e.code == 404 => Ok(false),
@@ -124,10 +176,24 @@ impl Client {
     }
 
     /// Merge-patches by dynamic type (garbage collection).
-    pub async fn patch_dyn(&self, rt: &'static dyn DynResource, ns: &str, name: &str, patch: &Value) -> ApiResult<Value> {
+    pub async fn patch_dyn(
+        &self,
+        rt: &'static dyn DynResource,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+    ) -> ApiResult<Value> {
         let (v, _) = self
             .api
-            .patch(rt, ns, name, PatchType::Merge, patch, UpdateScope::Main, &WriteOptions::default())
+            .patch(
+                rt,
+                ns,
+                name,
+                PatchType::Merge,
+                patch,
+                UpdateScope::Main,
+                &WriteOptions::default(),
+            )
             .await?;
         Ok(v)
     }

@@ -102,7 +102,8 @@ impl<K: Clone + Eq + Hash> WorkQueue<K> {
             *n += 1;
             *n
         };
-        let delay = Duration::from_millis(5u64.saturating_mul(1 << n.min(14))).min(Duration::from_secs(60));
+        let delay =
+            Duration::from_millis(5u64.saturating_mul(1 << n.min(14))).min(Duration::from_secs(60));
         self.add_after(key, delay);
     }
 

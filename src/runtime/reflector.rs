@@ -17,7 +17,10 @@ use crate::apiserver::rest::{Api, ListOptions};
 /// A change seen by a reflector.
 pub enum Event<T> {
     /// Created or updated (`old` is the previous cached state).
-    Applied { new: Arc<T>, old: Option<Arc<T>> },
+    Applied {
+        new: Arc<T>,
+        old: Option<Arc<T>>,
+    },
     Deleted(Arc<T>),
 }
 
@@ -148,7 +151,9 @@ impl Reflector {
                         Ok(o) => {
                             fresh.insert(key_of(&o), Arc::new(o));
                         }
-                        Err(e) => tracing::warn!(kind = T::KIND, error = %e, "skipping an object that does not decode"),
+                        Err(e) => {
+                            tracing::warn!(kind = T::KIND, error = %e, "skipping an object that does not decode")
+                        }
                     }
                 }
                 let events = {
@@ -161,9 +166,9 @@ impl Reflector {
                     }
                     for (k, new) in &fresh {
                         let old = m.get(k).cloned();
-                        let changed = old
-                            .as_ref()
-                            .is_none_or(|o| o.meta().resource_version != new.meta().resource_version);
+                        let changed = old.as_ref().is_none_or(|o| {
+                            o.meta().resource_version != new.meta().resource_version
+                        });
                         if changed {
                             events.push(Event::Applied {
                                 new: new.clone(),
@@ -182,7 +187,10 @@ impl Reflector {
                     resource_version: Some(page.resource_version.to_string()),
                     ..opts
                 };
-                let mut stream = match api.watch(rt, self.namespace.as_deref(), &wopts, false).await {
+                let mut stream = match api
+                    .watch(rt, self.namespace.as_deref(), &wopts, false)
+                    .await
+                {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::debug!(kind = T::KIND, error = %e, "reflector watch failed; relisting");
@@ -202,7 +210,9 @@ impl Reflector {
                                 let old = map.write().insert(key_of(new.as_ref()), new.clone());
                                 on_event(Event::Applied { new, old });
                             }
-                            Err(e) => tracing::warn!(kind = T::KIND, error = %e, "skipping an object that does not decode"),
+                            Err(e) => {
+                                tracing::warn!(kind = T::KIND, error = %e, "skipping an object that does not decode")
+                            }
                         },
                         "DELETED" => {
                             if let Ok(o) = serde_json::from_slice::<T>(&item.object) {

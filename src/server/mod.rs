@@ -96,11 +96,15 @@ impl Master {
         let api = Api::new(store.clone());
         let url = url_for(addr);
         let server_address = url.trim_start_matches("https://").to_string();
-        let server = Arc::new(ApiServer::new(
+        let mut server = ApiServer::new(
             api.clone(),
             Some(Arc::new(Authenticator::new(&tokens))),
             server_address,
-        ));
+        );
+        server
+            .extensions
+            .push(Arc::new(crate::modules::ModuleRoutes { api: api.clone() }));
+        let server = Arc::new(server);
         let tls = Arc::new(
             pki.server_config(ClientAuth::None)
                 .context("TLS configuration")?,

@@ -94,7 +94,12 @@ fn start(bin: &PathBuf) -> Result<Server> {
     })
 }
 
-async fn writes(server: &Server, clients: usize, seconds: u64, round: usize) -> Result<(f64, f64, f64)> {
+async fn writes(
+    server: &Server,
+    clients: usize,
+    seconds: u64,
+    round: usize,
+) -> Result<(f64, f64, f64)> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let payload = "x".repeat(256);
     let mut tasks = Vec::new();
@@ -109,7 +114,8 @@ async fn writes(server: &Server, clients: usize, seconds: u64, round: usize) -> 
                 let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
                     "metadata": {"name": format!("b{round}-{c}-{i}")}, "data": {"v": payload}});
                 let t = Instant::now();
-                kc.create("/api/v1/namespaces/default/configmaps", &body).await?;
+                kc.create("/api/v1/namespaces/default/configmaps", &body)
+                    .await?;
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 i += 1;
             }
@@ -122,24 +128,46 @@ async fn writes(server: &Server, clients: usize, seconds: u64, round: usize) -> 
     }
     all.sort_by(|a, b| a.total_cmp(b));
     let rate = all.len() as f64 / seconds as f64;
-    Ok((rate, percentile(&all, 50.0).unwrap_or(0.0), percentile(&all, 99.0).unwrap_or(0.0)))
+    Ok((
+        rate,
+        percentile(&all, 50.0).unwrap_or(0.0),
+        percentile(&all, 99.0).unwrap_or(0.0),
+    ))
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
     let size = std::fs::metadata(&args.wasmk)
-        .with_context(|| format!("{} (build it with cargo build --release)", args.wasmk.display()))?
+        .with_context(|| {
+            format!(
+                "{} (build it with cargo build --release)",
+                args.wasmk.display()
+            )
+        })?
         .len();
-    println!("binary size: {:.1} MiB ({})", size as f64 / 1048576.0, args.wasmk.display());
+    println!(
+        "binary size: {:.1} MiB ({})",
+        size as f64 / 1048576.0,
+        args.wasmk.display()
+    );
 
     let server = start(&args.wasmk)?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let pid = server.child.id();
-    println!("idle RSS of wasmk up after 5 s: {:.1} MiB", rss_kib(pid).unwrap_or(0) as f64 / 1024.0);
+    println!(
+        "idle RSS of wasmk up after 5 s: {:.1} MiB",
+        rss_kib(pid).unwrap_or(0) as f64 / 1024.0
+    );
 
-    println!("\nwrites (POST ConfigMap, 256 B of data, fsync on), {} s per level:", args.seconds);
-    println!("{:>8} {:>12} {:>10} {:>10}", "clients", "writes/s", "p50 ms", "p99 ms");
+    println!(
+        "\nwrites (POST ConfigMap, 256 B of data, fsync on), {} s per level:",
+        args.seconds
+    );
+    println!(
+        "{:>8} {:>12} {:>10} {:>10}",
+        "clients", "writes/s", "p50 ms", "p99 ms"
+    );
     for (round, &c) in args.clients.iter().enumerate() {
         let (rate, p50, p99) = writes(&server, c, args.seconds, round).await?;
         println!("{c:>8} {rate:>12.0} {p50:>10.2} {p99:>10.2}");
@@ -169,13 +197,22 @@ async fn main() -> Result<()> {
     for t in tasks {
         t.await??;
     }
-    println!("\ncreated {} pods in {:.1} s", args.pods, t.elapsed().as_secs_f64());
+    println!(
+        "\ncreated {} pods in {:.1} s",
+        args.pods,
+        t.elapsed().as_secs_f64()
+    );
     let mut full = Vec::new();
     let mut bytes = 0;
     for _ in 0..10 {
         let t = Instant::now();
         let (code, _, body) = client
-            .raw(http::Method::GET, "/api/v1/namespaces/bench/pods", None, None)
+            .raw(
+                http::Method::GET,
+                "/api/v1/namespaces/bench/pods",
+                None,
+                None,
+            )
             .await?;
         full.push(t.elapsed().as_secs_f64() * 1000.0);
         bytes = body.len();
@@ -194,7 +231,9 @@ async fn main() -> Result<()> {
     let mut table = Vec::new();
     for _ in 0..10 {
         let t = Instant::now();
-        client.get_table("/api/v1/namespaces/bench/pods?limit=500").await?;
+        client
+            .get_table("/api/v1/namespaces/bench/pods?limit=500")
+            .await?;
         table.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     table.sort_by(|a, b| a.total_cmp(b));
@@ -203,6 +242,10 @@ async fn main() -> Result<()> {
         percentile(&table, 50.0).unwrap_or(0.0),
         percentile(&table, 99.0).unwrap_or(0.0)
     );
-    println!("RSS with {} pods stored: {:.1} MiB", args.pods, rss_kib(pid).unwrap_or(0) as f64 / 1024.0);
+    println!(
+        "RSS with {} pods stored: {:.1} MiB",
+        args.pods,
+        rss_kib(pid).unwrap_or(0) as f64 / 1024.0
+    );
     Ok(())
 }
