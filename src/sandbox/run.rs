@@ -5,8 +5,10 @@
 //! Threads and runtime: wasmtime-wasi implements WASI on tokio. Its
 //! "synchronous" bindings still start a multi-threaded tokio runtime (one
 //! worker per core) on first use, so the sandbox instead runs the async
-//! bindings on a current-thread runtime: one OS thread in all, and a module
-//! sleeping in a WASI clock wait parks the process in `epoll_wait`.
+//! bindings on a current-thread runtime: one OS thread for an idle pod, and
+//! a module sleeping in a WASI clock wait parks the process in
+//! `epoll_wait`. File operations of core modules borrow a blocking-pool
+//! thread that exits a second after its last use.
 //!
 //! Stopping: SIGTERM and SIGINT run a handler that only stores a flag, bumps
 //! the engine epoch and writes a byte to a non-blocking pipe (all
@@ -369,6 +371,11 @@ pub fn run(spec: &SandboxSpec) -> TerminationRecord {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
+        // Core modules' file operations use the blocking pool: keep it
+        // small and let idle threads go soon, so an idle pod is one thread.
+        .max_blocking_threads(2)
+        .thread_keep_alive(std::time::Duration::from_secs(1))
+        .thread_stack_size(256 * 1024)
         .build()
     {
         Ok(rt) => rt,
@@ -412,9 +419,12 @@ fn wasi_builder(spec: &SandboxSpec, sink: &LogSink) -> Result<WasiCtxBuilder, St
             sink: sink.clone(),
             stream: LogStream::Stderr,
         })
-        // One thread: file operations run inline instead of on tokio's
-        // blocking pool.
-        .allow_blocking_current_thread(true)
+        // Components: file operations run inline instead of on tokio's
+        // blocking pool (no extra thread). Core modules: off, because with
+        // it wasmtime-wasi's preview 1 `poll_oneoff` sleeps in
+        // `std::thread::sleep`, which a stop signal cannot cut short; without
+        // it the sleep is a tokio timer the stop pipe can race.
+        .allow_blocking_current_thread(spec.kind == ModuleKind::Component)
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
