@@ -415,14 +415,19 @@ fn memory_bomb_is_oom_killed() {
 
 #[test]
 fn deep_recursion_is_a_stack_overflow_error() {
-    let node = Node::new();
-    let o = node.run(&node.spec("deep-recursion", ModuleKind::Module, &[]));
-    assert_outcome(&o, EXIT_TRAP, TerminationReason::Error, true);
-    assert!(
-        o.record.message.contains("stack overflow"),
-        "{:?}",
-        o.record
-    );
+    for kind in [ModuleKind::Module, ModuleKind::Component] {
+        let node = Node::new();
+        let mut spec = node.spec("deep-recursion", kind, &[]);
+        spec.max_wasm_stack_bytes = Some(256 * 1024);
+        let o = node.run(&spec);
+        assert_outcome(&o, EXIT_TRAP, TerminationReason::Error, true);
+        assert!(
+            o.record.message.contains("stack overflow"),
+            "{:?}",
+            o.record
+        );
+        assert!(o.record.message.contains("262144 bytes"), "{:?}", o.record);
+    }
 }
 
 #[test]

@@ -132,11 +132,11 @@ fn build_if_stale() -> Result<(), SampleError> {
 /// True when any expected output is missing or older than any source.
 fn is_stale(dir: &Path) -> bool {
     let newest_source = newest_mtime(dir);
+    let p1_only = p1_only(dir);
     let outputs = members(dir).into_iter().flat_map(|m| {
         let module = dir.join("out").join(format!("{m}.wasm"));
         let component = dir.join("out").join(format!("{m}.component.wasm"));
-        // missing-import is built as a core module only (see build.sh).
-        if m == "missing-import" {
+        if p1_only.contains(&m) {
             vec![module]
         } else {
             vec![module, component]
@@ -167,6 +167,18 @@ fn members(dir: &Path) -> Vec<String> {
         .step_by(2)
         .map(str::to_string)
         .collect()
+}
+
+/// Modules `build.sh` builds as core modules only (its `p1_only=(...)`).
+fn p1_only(dir: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(dir.join("build.sh")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("p1_only=("))
+        .and_then(|rest| rest.split(')').next())
+        .map(|list| list.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// Newest modification time among the sources (skipping build outputs).
@@ -204,5 +216,6 @@ mod tests {
         for name in ["hello", "worker", "fail", "trap", "missing-import"] {
             assert!(m.iter().any(|x| x == name), "{name} in {m:?}");
         }
+        assert_eq!(p1_only(&modules_dir()), ["missing-import"]);
     }
 }
