@@ -110,6 +110,9 @@ pub enum UpdateScope {
     Main,
     /// The `status` subresource: everything but status is kept.
     Status,
+    /// Spec and status together (internal writers such as the binding
+    /// handler); system metadata is still kept.
+    All,
 }
 
 /// Why an object was refused.
@@ -335,6 +338,7 @@ impl<T: ApiObject + schemars::JsonSchema> DynResource for Typed<T> {
                 }
                 keep_system_meta(t.meta_mut(), old_t.meta());
             }
+            UpdateScope::All => keep_system_meta(t.meta_mut(), old_t.meta()),
             UpdateScope::Status => {
                 t.keep_all_but_status(&old_t);
                 // Status writers cannot change metadata (ResetObjectMetaForStatus).

@@ -114,6 +114,10 @@ pub struct Api {
     pub store: Store,
     pub registry: &'static Registry,
     pub services: Arc<ServiceNetwork>,
+    /// Raft term every write of this handle must be appended in (0: any).
+    /// Leader-only control loops set the term they were elected in, so a
+    /// deposed leader's writes are refused.
+    pub fence_term: u64,
 }
 
 /// Where Service cluster IPs come from.
@@ -305,6 +309,15 @@ impl Api {
             store,
             registry: Registry::get(),
             services: Arc::new(ServiceNetwork::default()),
+            fence_term: 0,
+        }
+    }
+
+    /// A handle whose writes are fenced to Raft term `term`.
+    pub fn fenced(&self, term: u64) -> Api {
+        Api {
+            fence_term: term,
+            ..self.clone()
         }
     }
 
@@ -488,7 +501,7 @@ impl Api {
                 serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()))?,
             ));
             let create_index = ops.len() - 1;
-            match self.store.txn(ops).await {
+            match self.store.txn_fenced(ops, self.fence_term).await {
                 Ok(applied) => {
                     let stored = applied
                         .objects
@@ -856,7 +869,7 @@ impl Api {
             if finalized(&object) {
                 ops.extend(self.release_ops(info, &current));
             }
-            match self.store.txn(ops).await {
+            match self.store.txn_fenced(ops, self.fence_term).await {
                 Ok(applied) => {
                     let v = applied
                         .objects
@@ -975,7 +988,7 @@ impl Api {
                     Deleted::Gone(current)
                 });
             }
-            match self.store.txn(ops).await {
+            match self.store.txn_fenced(ops, self.fence_term).await {
                 Ok(applied) => {
                     let v = parse_json(
                         &applied
@@ -1046,14 +1059,9 @@ impl Api {
         Ok(out)
     }
 
-    /// `POST pods/{name}/binding`: assigns the pod to a node.
-    pub async fn bind(
-        &self,
-        ns: &str,
-        name: &str,
-        binding: &Value,
-        opts: &WriteOptions,
-    ) -> ApiResult<()> {
+    /// `POST pods/{name}/binding`: assigns the pod to a node and sets
+    /// PodScheduled=True in the same write, as Kubernetes' binding handler does.
+    pub async fn bind(&self, ns: &str, name: &str, binding: &Value, opts: &WriteOptions) -> ApiResult<Value> {
         let pods = self.resource("", "v1", "pods")?;
         let node = binding
             .pointer("/target/name")
@@ -1065,59 +1073,47 @@ impl Api {
             errs.required("target.name", "");
             return Err(ApiError::invalid(pods.info(), name, &errs));
         }
-        let expect_uid = binding
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let expect_uid = binding.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_string);
         let info = pods.info();
-        self.write_loop(
-            pods,
-            ns,
-            name,
-            None,
-            opts,
-            |current| {
-                if let Some(uid) = &expect_uid
-                    && !uid.is_empty()
-                    && uid != meta_str(current, "uid")
-                {
-                    return Err(ApiError::conflict(info, name, "the pod was replaced"));
-                }
-                let bound = current
-                    .pointer("/spec/nodeName")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                if !bound.is_empty() {
-                    return Err(ApiError::conflict(
-                        info,
-                        name,
-                        &format!("pod {name} is already assigned to node \"{bound}\""),
-                    ));
-                }
-                if !meta_str(current, "deletionTimestamp").is_empty() {
-                    return Err(ApiError::conflict(info, name, "the pod is being deleted"));
-                }
-                let mut v = current.clone();
-                v["spec"]["nodeName"] = json!(node);
-                Ok(v)
-            },
-            UpdateScope::Main,
-        )
-        .await?;
-        // PodScheduled=True goes with the binding, as Kubernetes' binding handler does.
-        let cond = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "True",
-            "lastTransitionTime": Time::now(), "lastProbeTime": null}]}});
-        self.patch(
-            pods,
-            ns,
-            name,
-            PatchType::StrategicMerge,
-            &cond,
-            UpdateScope::Status,
-            opts,
-        )
-        .await?;
-        Ok(())
+        let (v, _) = self
+            .write_loop(
+                pods,
+                ns,
+                name,
+                None,
+                opts,
+                |current| {
+                    if let Some(uid) = &expect_uid
+                        && !uid.is_empty()
+                        && uid != meta_str(current, "uid")
+                    {
+                        return Err(ApiError::conflict(info, name, "the pod was replaced"));
+                    }
+                    let bound = current.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+                    if !bound.is_empty() {
+                        return Err(ApiError::conflict(
+                            info,
+                            name,
+                            &format!("pod {name} is already assigned to node \"{bound}\""),
+                        ));
+                    }
+                    if !meta_str(current, "deletionTimestamp").is_empty() {
+                        return Err(ApiError::conflict(info, name, "the pod is being deleted"));
+                    }
+                    let mut v = current.clone();
+                    v["spec"]["nodeName"] = json!(node);
+                    let cond = json!({"type": "PodScheduled", "status": "True",
+                        "lastTransitionTime": Time::now(), "lastProbeTime": null});
+                    let conds = v["status"]["conditions"].as_array().cloned().unwrap_or_default();
+                    let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+                    conds.insert(0, cond);
+                    v["status"]["conditions"] = Value::Array(conds);
+                    Ok(v)
+                },
+                UpdateScope::All,
+            )
+            .await?;
+        Ok(v)
     }
 
     /// `PUT namespaces/{name}/finalize`: replaces spec.finalizers; a
