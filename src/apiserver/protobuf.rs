@@ -404,78 +404,54 @@ macro_rules! message {
 
 // meta/v1 --------------------------------------------------------------------
 
-message!(
-    OBJECT_META,
-    "ObjectMeta",
-    [
-        omit(1, "name", Str),
-        omit(2, "generateName", Str),
-        omit(3, "namespace", Str),
-        omit(4, "selfLink", Str),
-        omit(5, "uid", Str),
-        omit(6, "resourceVersion", Str),
-        omit(7, "generation", I64),
-        omit(8, "creationTimestamp", Time),
-        keep(9, "deletionTimestamp", Time),
-        keep(10, "deletionGracePeriodSeconds", I64),
-        map(11, "labels", MV::Str),
-        map(12, "annotations", MV::Str),
-        list(13, "ownerReferences", Ty::Msg(&OWNER_REFERENCE)),
-        list(14, "finalizers", Str),
-        // 17 managedFields: server-side apply bookkeeping, not kept by wasmk.
-    ]
-);
+message! { OBJECT_META, "ObjectMeta", [
+    omit(1, "name", Str),
+    omit(2, "generateName", Str),
+    omit(3, "namespace", Str),
+    omit(4, "selfLink", Str),
+    omit(5, "uid", Str),
+    omit(6, "resourceVersion", Str),
+    omit(7, "generation", I64),
+    omit(8, "creationTimestamp", Time),
+    keep(9, "deletionTimestamp", Time),
+    keep(10, "deletionGracePeriodSeconds", I64),
+    map(11, "labels", MV::Str),
+    map(12, "annotations", MV::Str),
+    list(13, "ownerReferences", Ty::Msg(&OWNER_REFERENCE)),
+    list(14, "finalizers", Str),
+    // 17 managedFields: server-side apply bookkeeping, not kept by wasmk.
+]}
 
-message!(
-    OWNER_REFERENCE,
-    "OwnerReference",
-    [
-        keep(1, "kind", Str),
-        keep(3, "name", Str),
-        keep(4, "uid", Str),
-        keep(5, "apiVersion", Str),
-        keep(6, "controller", Bool),
-        keep(7, "blockOwnerDeletion", Bool),
-    ]
-);
+message! { OWNER_REFERENCE, "OwnerReference", [
+    keep(1, "kind", Str),
+    keep(3, "name", Str),
+    keep(4, "uid", Str),
+    keep(5, "apiVersion", Str),
+    keep(6, "controller", Bool),
+    keep(7, "blockOwnerDeletion", Bool),
+]}
 
-message!(
-    LABEL_SELECTOR,
-    "LabelSelector",
-    [
-        map(1, "matchLabels", MV::Str),
-        list(2, "matchExpressions", Ty::Msg(&LABEL_SELECTOR_REQUIREMENT)),
-    ]
-);
+message! { LABEL_SELECTOR, "LabelSelector", [
+    map(1, "matchLabels", MV::Str),
+    list(2, "matchExpressions", Ty::Msg(&LABEL_SELECTOR_REQUIREMENT)),
+]}
 
-message!(
-    LABEL_SELECTOR_REQUIREMENT,
-    "LabelSelectorRequirement",
-    [
-        keep(1, "key", Str),
-        keep(2, "operator", Str),
-        list(3, "values", Str),
-    ]
-);
+message! { LABEL_SELECTOR_REQUIREMENT, "LabelSelectorRequirement", [
+    keep(1, "key", Str),
+    keep(2, "operator", Str),
+    list(3, "values", Str),
+]}
 
-message!(
-    DELETE_OPTIONS,
-    "DeleteOptions",
-    [
-        keep(1, "gracePeriodSeconds", I64),
-        msg(2, "preconditions", &PRECONDITIONS),
-        keep(3, "orphanDependents", Bool),
-        keep(4, "propagationPolicy", Str),
-        list(5, "dryRun", Str),
-        keep(6, "ignoreStoreReadErrorWithClusterBreakingPotential", Bool),
-    ]
-);
+message! { DELETE_OPTIONS, "DeleteOptions", [
+    keep(1, "gracePeriodSeconds", I64),
+    msg(2, "preconditions", &PRECONDITIONS),
+    keep(3, "orphanDependents", Bool),
+    keep(4, "propagationPolicy", Str),
+    list(5, "dryRun", Str),
+    keep(6, "ignoreStoreReadErrorWithClusterBreakingPotential", Bool),
+]}
 
-message!(
-    PRECONDITIONS,
-    "Preconditions",
-    [keep(1, "uid", Str), keep(2, "resourceVersion", Str),]
-);
+message! { PRECONDITIONS, "Preconditions", [keep(1, "uid", Str), keep(2, "resourceVersion", Str)] }
 
 /// Status messages are not decoded (see the module documentation).
 static STATUS_NOT_DECODED: Message = Message {
@@ -485,1364 +461,973 @@ static STATUS_NOT_DECODED: Message = Message {
 
 // core/v1 --------------------------------------------------------------------
 
-message!(
-    NAMESPACE,
-    "Namespace",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "spec", &NAMESPACE_SPEC),
-        msg(3, "status", &NAMESPACE_STATUS),
-    ]
-);
+message! { NAMESPACE, "Namespace", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &NAMESPACE_SPEC),
+    msg(3, "status", &NAMESPACE_STATUS),
+]}
 
-message!(
-    NAMESPACE_SPEC,
-    "NamespaceSpec",
-    [list(1, "finalizers", Str)]
-);
+message! { NAMESPACE_SPEC, "NamespaceSpec", [list(1, "finalizers", Str)] }
 
-message!(NAMESPACE_STATUS, "NamespaceStatus", [omit(1, "phase", Str)]);
+message! { NAMESPACE_STATUS, "NamespaceStatus", [omit(1, "phase", Str)] }
 
-message!(
-    CONFIG_MAP,
-    "ConfigMap",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        map(2, "data", MV::Str),
-        map(3, "binaryData", MV::Bytes),
-        keep(4, "immutable", Bool),
-    ]
-);
+message! { CONFIG_MAP, "ConfigMap", [
+    msg(1, "metadata", &OBJECT_META),
+    map(2, "data", MV::Str),
+    map(3, "binaryData", MV::Bytes),
+    keep(4, "immutable", Bool),
+]}
 
-message!(
-    SECRET,
-    "Secret",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        map(2, "data", MV::Bytes),
-        omit(3, "type", Str),
-        map(4, "stringData", MV::Str),
-        keep(5, "immutable", Bool),
-    ]
-);
+message! { SECRET, "Secret", [
+    msg(1, "metadata", &OBJECT_META),
+    map(2, "data", MV::Bytes),
+    omit(3, "type", Str),
+    map(4, "stringData", MV::Str),
+    keep(5, "immutable", Bool),
+]}
 
-message!(
-    SERVICE,
-    "Service",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "spec", &SERVICE_SPEC),
-        msg(3, "status", &STATUS_NOT_DECODED),
-    ]
-);
+message! { SERVICE, "Service", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &SERVICE_SPEC),
+    msg(3, "status", &STATUS_NOT_DECODED),
+]}
 
-message!(
-    SERVICE_SPEC,
-    "ServiceSpec",
-    [
-        list(1, "ports", Ty::Msg(&SERVICE_PORT)),
-        map(2, "selector", MV::Str),
-        omit(3, "clusterIP", Str),
-        omit(4, "type", Str),
-        list(5, "externalIPs", Str),
-        omit(7, "sessionAffinity", Str),
-        omit(8, "loadBalancerIP", Str),
-        list(9, "loadBalancerSourceRanges", Str),
-        omit(10, "externalName", Str),
-        omit(11, "externalTrafficPolicy", Str),
-        omit(12, "healthCheckNodePort", I32),
-        omit(13, "publishNotReadyAddresses", Bool),
-        msg(14, "sessionAffinityConfig", &SESSION_AFFINITY_CONFIG),
-        keep(17, "ipFamilyPolicy", Str),
-        list(18, "clusterIPs", Str),
-        list(19, "ipFamilies", Str),
-        keep(20, "allocateLoadBalancerNodePorts", Bool),
-        keep(21, "loadBalancerClass", Str),
-        keep(22, "internalTrafficPolicy", Str),
-        keep(23, "trafficDistribution", Str),
-    ]
-);
+message! { SERVICE_SPEC, "ServiceSpec", [
+    list(1, "ports", Ty::Msg(&SERVICE_PORT)),
+    map(2, "selector", MV::Str),
+    omit(3, "clusterIP", Str),
+    omit(4, "type", Str),
+    list(5, "externalIPs", Str),
+    omit(7, "sessionAffinity", Str),
+    omit(8, "loadBalancerIP", Str),
+    list(9, "loadBalancerSourceRanges", Str),
+    omit(10, "externalName", Str),
+    omit(11, "externalTrafficPolicy", Str),
+    omit(12, "healthCheckNodePort", I32),
+    omit(13, "publishNotReadyAddresses", Bool),
+    msg(14, "sessionAffinityConfig", &SESSION_AFFINITY_CONFIG),
+    keep(17, "ipFamilyPolicy", Str),
+    list(18, "clusterIPs", Str),
+    list(19, "ipFamilies", Str),
+    keep(20, "allocateLoadBalancerNodePorts", Bool),
+    keep(21, "loadBalancerClass", Str),
+    keep(22, "internalTrafficPolicy", Str),
+    keep(23, "trafficDistribution", Str),
+]}
 
-message!(
-    SERVICE_PORT,
-    "ServicePort",
-    [
-        omit(1, "name", Str),
-        omit(2, "protocol", Str),
-        keep(3, "port", I32),
-        omit(4, "targetPort", IntOrString),
-        omit(5, "nodePort", I32),
-        keep(6, "appProtocol", Str),
-    ]
-);
+message! { SERVICE_PORT, "ServicePort", [
+    omit(1, "name", Str),
+    omit(2, "protocol", Str),
+    keep(3, "port", I32),
+    omit(4, "targetPort", IntOrString),
+    omit(5, "nodePort", I32),
+    keep(6, "appProtocol", Str),
+]}
 
-message!(
-    SESSION_AFFINITY_CONFIG,
-    "SessionAffinityConfig",
-    [msg(1, "clientIP", &CLIENT_IP_CONFIG),]
-);
+message! { SESSION_AFFINITY_CONFIG, "SessionAffinityConfig", [
+    msg(1, "clientIP", &CLIENT_IP_CONFIG),
+]}
 
-message!(
-    CLIENT_IP_CONFIG,
-    "ClientIPConfig",
-    [keep(1, "timeoutSeconds", I32)]
-);
+message! { CLIENT_IP_CONFIG, "ClientIPConfig", [keep(1, "timeoutSeconds", I32)] }
 
-message!(
-    POD,
-    "Pod",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "spec", &POD_SPEC),
-        msg(3, "status", &STATUS_NOT_DECODED),
-    ]
-);
+message! { POD, "Pod", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &POD_SPEC),
+    msg(3, "status", &STATUS_NOT_DECODED),
+]}
 
-message!(
-    POD_TEMPLATE_SPEC,
-    "PodTemplateSpec",
-    [msg(1, "metadata", &OBJECT_META), msg(2, "spec", &POD_SPEC),]
-);
+message! { POD_TEMPLATE_SPEC, "PodTemplateSpec", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &POD_SPEC),
+]}
 
-message!(
-    POD_SPEC,
-    "PodSpec",
-    [
-        list(1, "volumes", Ty::Msg(&VOLUME)),
-        list(2, "containers", Ty::Msg(&CONTAINER)),
-        omit(3, "restartPolicy", Str),
-        keep(4, "terminationGracePeriodSeconds", I64),
-        keep(5, "activeDeadlineSeconds", I64),
-        omit(6, "dnsPolicy", Str),
-        map(7, "nodeSelector", MV::Str),
-        omit(8, "serviceAccountName", Str),
-        omit(9, "serviceAccount", Str),
-        omit(10, "nodeName", Str),
-        omit(11, "hostNetwork", Bool),
-        omit(12, "hostPID", Bool),
-        omit(13, "hostIPC", Bool),
-        msg(14, "securityContext", &POD_SECURITY_CONTEXT),
-        list(15, "imagePullSecrets", Ty::Msg(&LOCAL_OBJECT_REFERENCE)),
-        omit(16, "hostname", Str),
-        omit(17, "subdomain", Str),
-        msg(18, "affinity", &AFFINITY),
-        omit(19, "schedulerName", Str),
-        list(20, "initContainers", Ty::Msg(&CONTAINER)),
-        keep(21, "automountServiceAccountToken", Bool),
-        list(22, "tolerations", Ty::Msg(&TOLERATION)),
-        list(23, "hostAliases", Ty::Msg(&HOST_ALIAS)),
-        omit(24, "priorityClassName", Str),
-        keep(25, "priority", I32),
-        msg(26, "dnsConfig", &POD_DNS_CONFIG),
-        keep(27, "shareProcessNamespace", Bool),
-        list(28, "readinessGates", Ty::Msg(&POD_READINESS_GATE)),
-        keep(29, "runtimeClassName", Str),
-        keep(30, "enableServiceLinks", Bool),
-        keep(31, "preemptionPolicy", Str),
-        map(32, "overhead", MV::Quantity),
-        list(
-            33,
-            "topologySpreadConstraints",
-            Ty::Msg(&TOPOLOGY_SPREAD_CONSTRAINT)
-        ),
-        // 34 ephemeralContainers: added through their own subresource only.
-        keep(35, "setHostnameAsFQDN", Bool),
-        msg(36, "os", &POD_OS),
-        keep(37, "hostUsers", Bool),
-        list(38, "schedulingGates", Ty::Msg(&POD_SCHEDULING_GATE)),
-        list(39, "resourceClaims", Ty::Msg(&POD_RESOURCE_CLAIM)),
-        msg(40, "resources", &RESOURCE_REQUIREMENTS),
-        keep(41, "hostnameOverride", Str),
-    ]
-);
+message! { POD_SPEC, "PodSpec", [
+    list(1, "volumes", Ty::Msg(&VOLUME)),
+    list(2, "containers", Ty::Msg(&CONTAINER)),
+    omit(3, "restartPolicy", Str),
+    keep(4, "terminationGracePeriodSeconds", I64),
+    keep(5, "activeDeadlineSeconds", I64),
+    omit(6, "dnsPolicy", Str),
+    map(7, "nodeSelector", MV::Str),
+    omit(8, "serviceAccountName", Str),
+    omit(9, "serviceAccount", Str),
+    omit(10, "nodeName", Str),
+    omit(11, "hostNetwork", Bool),
+    omit(12, "hostPID", Bool),
+    omit(13, "hostIPC", Bool),
+    msg(14, "securityContext", &POD_SECURITY_CONTEXT),
+    list(15, "imagePullSecrets", Ty::Msg(&LOCAL_OBJECT_REFERENCE)),
+    omit(16, "hostname", Str),
+    omit(17, "subdomain", Str),
+    msg(18, "affinity", &AFFINITY),
+    omit(19, "schedulerName", Str),
+    list(20, "initContainers", Ty::Msg(&CONTAINER)),
+    keep(21, "automountServiceAccountToken", Bool),
+    list(22, "tolerations", Ty::Msg(&TOLERATION)),
+    list(23, "hostAliases", Ty::Msg(&HOST_ALIAS)),
+    omit(24, "priorityClassName", Str),
+    keep(25, "priority", I32),
+    msg(26, "dnsConfig", &POD_DNS_CONFIG),
+    keep(27, "shareProcessNamespace", Bool),
+    list(28, "readinessGates", Ty::Msg(&POD_READINESS_GATE)),
+    keep(29, "runtimeClassName", Str),
+    keep(30, "enableServiceLinks", Bool),
+    keep(31, "preemptionPolicy", Str),
+    map(32, "overhead", MV::Quantity),
+    list(33, "topologySpreadConstraints", Ty::Msg(&TOPOLOGY_SPREAD_CONSTRAINT)),
+    // 34 ephemeralContainers: added through their own subresource only.
+    keep(35, "setHostnameAsFQDN", Bool),
+    msg(36, "os", &POD_OS),
+    keep(37, "hostUsers", Bool),
+    list(38, "schedulingGates", Ty::Msg(&POD_SCHEDULING_GATE)),
+    list(39, "resourceClaims", Ty::Msg(&POD_RESOURCE_CLAIM)),
+    msg(40, "resources", &RESOURCE_REQUIREMENTS),
+    keep(41, "hostnameOverride", Str),
+]}
 
-message!(
-    CONTAINER,
-    "Container",
-    [
-        keep(1, "name", Str),
-        omit(2, "image", Str),
-        list(3, "command", Str),
-        list(4, "args", Str),
-        omit(5, "workingDir", Str),
-        list(6, "ports", Ty::Msg(&CONTAINER_PORT)),
-        list(7, "env", Ty::Msg(&ENV_VAR)),
-        msg(8, "resources", &RESOURCE_REQUIREMENTS),
-        list(9, "volumeMounts", Ty::Msg(&VOLUME_MOUNT)),
-        msg(10, "livenessProbe", &PROBE),
-        msg(11, "readinessProbe", &PROBE),
-        msg(12, "lifecycle", &LIFECYCLE),
-        omit(13, "terminationMessagePath", Str),
-        omit(14, "imagePullPolicy", Str),
-        msg(15, "securityContext", &SECURITY_CONTEXT),
-        omit(16, "stdin", Bool),
-        omit(17, "stdinOnce", Bool),
-        omit(18, "tty", Bool),
-        list(19, "envFrom", Ty::Msg(&ENV_FROM_SOURCE)),
-        omit(20, "terminationMessagePolicy", Str),
-        list(21, "volumeDevices", Ty::Msg(&VOLUME_DEVICE)),
-        msg(22, "startupProbe", &PROBE),
-        list(23, "resizePolicy", Ty::Msg(&CONTAINER_RESIZE_POLICY)),
-        keep(24, "restartPolicy", Str),
-        list(25, "restartPolicyRules", Ty::Msg(&CONTAINER_RESTART_RULE)),
-    ]
-);
+message! { CONTAINER, "Container", [
+    keep(1, "name", Str),
+    omit(2, "image", Str),
+    list(3, "command", Str),
+    list(4, "args", Str),
+    omit(5, "workingDir", Str),
+    list(6, "ports", Ty::Msg(&CONTAINER_PORT)),
+    list(7, "env", Ty::Msg(&ENV_VAR)),
+    msg(8, "resources", &RESOURCE_REQUIREMENTS),
+    list(9, "volumeMounts", Ty::Msg(&VOLUME_MOUNT)),
+    msg(10, "livenessProbe", &PROBE),
+    msg(11, "readinessProbe", &PROBE),
+    msg(12, "lifecycle", &LIFECYCLE),
+    omit(13, "terminationMessagePath", Str),
+    omit(14, "imagePullPolicy", Str),
+    msg(15, "securityContext", &SECURITY_CONTEXT),
+    omit(16, "stdin", Bool),
+    omit(17, "stdinOnce", Bool),
+    omit(18, "tty", Bool),
+    list(19, "envFrom", Ty::Msg(&ENV_FROM_SOURCE)),
+    omit(20, "terminationMessagePolicy", Str),
+    list(21, "volumeDevices", Ty::Msg(&VOLUME_DEVICE)),
+    msg(22, "startupProbe", &PROBE),
+    list(23, "resizePolicy", Ty::Msg(&CONTAINER_RESIZE_POLICY)),
+    keep(24, "restartPolicy", Str),
+    list(25, "restartPolicyRules", Ty::Msg(&CONTAINER_RESTART_RULE)),
+]}
 
-message!(
-    CONTAINER_PORT,
-    "ContainerPort",
-    [
-        omit(1, "name", Str),
-        omit(2, "hostPort", I32),
-        keep(3, "containerPort", I32),
-        omit(4, "protocol", Str),
-        omit(5, "hostIP", Str),
-    ]
-);
+message! { CONTAINER_PORT, "ContainerPort", [
+    omit(1, "name", Str),
+    omit(2, "hostPort", I32),
+    keep(3, "containerPort", I32),
+    omit(4, "protocol", Str),
+    omit(5, "hostIP", Str),
+]}
 
-message!(
-    ENV_VAR,
-    "EnvVar",
-    [
-        keep(1, "name", Str),
-        omit(2, "value", Str),
-        msg(3, "valueFrom", &ENV_VAR_SOURCE),
-    ]
-);
+message! { ENV_VAR, "EnvVar", [
+    keep(1, "name", Str),
+    omit(2, "value", Str),
+    msg(3, "valueFrom", &ENV_VAR_SOURCE),
+]}
 
-message!(
-    ENV_VAR_SOURCE,
-    "EnvVarSource",
-    [
-        msg(1, "fieldRef", &OBJECT_FIELD_SELECTOR),
-        msg(2, "resourceFieldRef", &RESOURCE_FIELD_SELECTOR),
-        msg(3, "configMapKeyRef", &CONFIG_MAP_KEY_SELECTOR),
-        msg(4, "secretKeyRef", &SECRET_KEY_SELECTOR),
-        msg(5, "fileKeyRef", &FILE_KEY_SELECTOR),
-    ]
-);
+message! { ENV_VAR_SOURCE, "EnvVarSource", [
+    msg(1, "fieldRef", &OBJECT_FIELD_SELECTOR),
+    msg(2, "resourceFieldRef", &RESOURCE_FIELD_SELECTOR),
+    msg(3, "configMapKeyRef", &CONFIG_MAP_KEY_SELECTOR),
+    msg(4, "secretKeyRef", &SECRET_KEY_SELECTOR),
+    msg(5, "fileKeyRef", &FILE_KEY_SELECTOR),
+]}
 
-message!(
-    LOCAL_OBJECT_REFERENCE,
-    "LocalObjectReference",
-    [omit(1, "name", Str)]
-);
+message! { LOCAL_OBJECT_REFERENCE, "LocalObjectReference", [omit(1, "name", Str)] }
 
-message!(
-    CONFIG_MAP_KEY_SELECTOR,
-    "ConfigMapKeySelector",
-    [
-        inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
-        keep(2, "key", Str),
-        keep(3, "optional", Bool),
-    ]
-);
+message! { CONFIG_MAP_KEY_SELECTOR, "ConfigMapKeySelector", [
+    inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
+    keep(2, "key", Str),
+    keep(3, "optional", Bool),
+]}
 
-message!(
-    SECRET_KEY_SELECTOR,
-    "SecretKeySelector",
-    [
-        inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
-        keep(2, "key", Str),
-        keep(3, "optional", Bool),
-    ]
-);
+message! { SECRET_KEY_SELECTOR, "SecretKeySelector", [
+    inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
+    keep(2, "key", Str),
+    keep(3, "optional", Bool),
+]}
 
-message!(
-    OBJECT_FIELD_SELECTOR,
-    "ObjectFieldSelector",
-    [omit(1, "apiVersion", Str), keep(2, "fieldPath", Str),]
-);
+message! { OBJECT_FIELD_SELECTOR, "ObjectFieldSelector", [
+    omit(1, "apiVersion", Str),
+    keep(2, "fieldPath", Str),
+]}
 
-message!(
-    RESOURCE_FIELD_SELECTOR,
-    "ResourceFieldSelector",
-    [
-        omit(1, "containerName", Str),
-        keep(2, "resource", Str),
-        omit(3, "divisor", Quantity),
-    ]
-);
+message! { RESOURCE_FIELD_SELECTOR, "ResourceFieldSelector", [
+    omit(1, "containerName", Str),
+    keep(2, "resource", Str),
+    omit(3, "divisor", Quantity),
+]}
 
-message!(
-    FILE_KEY_SELECTOR,
-    "FileKeySelector",
-    [
-        keep(1, "volumeName", Str),
-        keep(2, "path", Str),
-        keep(3, "key", Str),
-        keep(4, "optional", Bool),
-    ]
-);
+message! { FILE_KEY_SELECTOR, "FileKeySelector", [
+    keep(1, "volumeName", Str),
+    keep(2, "path", Str),
+    keep(3, "key", Str),
+    keep(4, "optional", Bool),
+]}
 
-message!(
-    ENV_FROM_SOURCE,
-    "EnvFromSource",
-    [
-        omit(1, "prefix", Str),
-        msg(2, "configMapRef", &CONFIG_MAP_ENV_SOURCE),
-        msg(3, "secretRef", &SECRET_ENV_SOURCE),
-    ]
-);
+message! { ENV_FROM_SOURCE, "EnvFromSource", [
+    omit(1, "prefix", Str),
+    msg(2, "configMapRef", &CONFIG_MAP_ENV_SOURCE),
+    msg(3, "secretRef", &SECRET_ENV_SOURCE),
+]}
 
-message!(
-    CONFIG_MAP_ENV_SOURCE,
-    "ConfigMapEnvSource",
-    [
-        inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
-        keep(2, "optional", Bool),
-    ]
-);
+message! { CONFIG_MAP_ENV_SOURCE, "ConfigMapEnvSource", [
+    inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
+    keep(2, "optional", Bool),
+]}
 
-message!(
-    SECRET_ENV_SOURCE,
-    "SecretEnvSource",
-    [
-        inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
-        keep(2, "optional", Bool),
-    ]
-);
+message! { SECRET_ENV_SOURCE, "SecretEnvSource", [
+    inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
+    keep(2, "optional", Bool),
+]}
 
-message!(
-    RESOURCE_REQUIREMENTS,
-    "ResourceRequirements",
-    [
-        map(1, "limits", MV::Quantity),
-        map(2, "requests", MV::Quantity),
-        list(3, "claims", Ty::Msg(&RESOURCE_CLAIM)),
-    ]
-);
+message! { RESOURCE_REQUIREMENTS, "ResourceRequirements", [
+    map(1, "limits", MV::Quantity),
+    map(2, "requests", MV::Quantity),
+    list(3, "claims", Ty::Msg(&RESOURCE_CLAIM)),
+]}
 
-message!(
-    RESOURCE_CLAIM,
-    "ResourceClaim",
-    [keep(1, "name", Str), omit(2, "request", Str),]
-);
+message! { RESOURCE_CLAIM, "ResourceClaim", [keep(1, "name", Str), omit(2, "request", Str)] }
 
-message!(
-    VOLUME_MOUNT,
-    "VolumeMount",
-    [
-        keep(1, "name", Str),
-        omit(2, "readOnly", Bool),
-        keep(3, "mountPath", Str),
-        omit(4, "subPath", Str),
-        keep(5, "mountPropagation", Str),
-        omit(6, "subPathExpr", Str),
-        keep(7, "recursiveReadOnly", Str),
-    ]
-);
+message! { VOLUME_MOUNT, "VolumeMount", [
+    keep(1, "name", Str),
+    omit(2, "readOnly", Bool),
+    keep(3, "mountPath", Str),
+    omit(4, "subPath", Str),
+    keep(5, "mountPropagation", Str),
+    omit(6, "subPathExpr", Str),
+    keep(7, "recursiveReadOnly", Str),
+]}
 
-message!(
-    VOLUME_DEVICE,
-    "VolumeDevice",
-    [keep(1, "name", Str), keep(2, "devicePath", Str),]
-);
+message! { VOLUME_DEVICE, "VolumeDevice", [keep(1, "name", Str), keep(2, "devicePath", Str)] }
 
-message!(
-    VOLUME,
-    "Volume",
-    [
-        keep(1, "name", Str),
-        inline(2, "volumeSource", &VOLUME_SOURCE)
-    ]
-);
+message! { VOLUME, "Volume", [keep(1, "name", Str), inline(2, "volumeSource", &VOLUME_SOURCE)] }
 
 // Cloud and network volume sources are left out: wasmk has no use for them.
-message!(
-    VOLUME_SOURCE,
-    "VolumeSource",
-    [
-        msg(1, "hostPath", &HOST_PATH_VOLUME_SOURCE),
-        msg(2, "emptyDir", &EMPTY_DIR_VOLUME_SOURCE),
-        msg(6, "secret", &SECRET_VOLUME_SOURCE),
-        msg(10, "persistentVolumeClaim", &PVC_VOLUME_SOURCE),
-        msg(16, "downwardAPI", &DOWNWARD_API_VOLUME_SOURCE),
-        msg(19, "configMap", &CONFIG_MAP_VOLUME_SOURCE),
-        msg(26, "projected", &PROJECTED_VOLUME_SOURCE),
-        msg(28, "csi", &CSI_VOLUME_SOURCE),
-        msg(30, "image", &IMAGE_VOLUME_SOURCE),
-    ]
-);
+message! { VOLUME_SOURCE, "VolumeSource", [
+    msg(1, "hostPath", &HOST_PATH_VOLUME_SOURCE),
+    msg(2, "emptyDir", &EMPTY_DIR_VOLUME_SOURCE),
+    msg(6, "secret", &SECRET_VOLUME_SOURCE),
+    msg(10, "persistentVolumeClaim", &PVC_VOLUME_SOURCE),
+    msg(16, "downwardAPI", &DOWNWARD_API_VOLUME_SOURCE),
+    msg(19, "configMap", &CONFIG_MAP_VOLUME_SOURCE),
+    msg(26, "projected", &PROJECTED_VOLUME_SOURCE),
+    msg(28, "csi", &CSI_VOLUME_SOURCE),
+    msg(30, "image", &IMAGE_VOLUME_SOURCE),
+]}
 
-message!(
-    HOST_PATH_VOLUME_SOURCE,
-    "HostPathVolumeSource",
-    [keep(1, "path", Str), keep(2, "type", Str),]
-);
+message! { HOST_PATH_VOLUME_SOURCE, "HostPathVolumeSource", [
+    keep(1, "path", Str),
+    keep(2, "type", Str),
+]}
 
-message!(
-    EMPTY_DIR_VOLUME_SOURCE,
-    "EmptyDirVolumeSource",
-    [omit(1, "medium", Str), keep(2, "sizeLimit", Quantity),]
-);
+message! { EMPTY_DIR_VOLUME_SOURCE, "EmptyDirVolumeSource", [
+    omit(1, "medium", Str),
+    keep(2, "sizeLimit", Quantity),
+]}
 
-message!(
-    SECRET_VOLUME_SOURCE,
-    "SecretVolumeSource",
-    [
-        omit(1, "secretName", Str),
-        list(2, "items", Ty::Msg(&KEY_TO_PATH)),
-        keep(3, "defaultMode", I32),
-        keep(4, "optional", Bool),
-    ]
-);
+message! { SECRET_VOLUME_SOURCE, "SecretVolumeSource", [
+    omit(1, "secretName", Str),
+    list(2, "items", Ty::Msg(&KEY_TO_PATH)),
+    keep(3, "defaultMode", I32),
+    keep(4, "optional", Bool),
+]}
 
-message!(
-    CONFIG_MAP_VOLUME_SOURCE,
-    "ConfigMapVolumeSource",
-    [
-        inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
-        list(2, "items", Ty::Msg(&KEY_TO_PATH)),
-        keep(3, "defaultMode", I32),
-        keep(4, "optional", Bool),
-    ]
-);
+message! { CONFIG_MAP_VOLUME_SOURCE, "ConfigMapVolumeSource", [
+    inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
+    list(2, "items", Ty::Msg(&KEY_TO_PATH)),
+    keep(3, "defaultMode", I32),
+    keep(4, "optional", Bool),
+]}
 
-message!(
-    KEY_TO_PATH,
-    "KeyToPath",
-    [
-        keep(1, "key", Str),
-        keep(2, "path", Str),
-        keep(3, "mode", I32),
-    ]
-);
+message! { KEY_TO_PATH, "KeyToPath", [
+    keep(1, "key", Str),
+    keep(2, "path", Str),
+    keep(3, "mode", I32),
+]}
 
-message!(
-    PVC_VOLUME_SOURCE,
-    "PersistentVolumeClaimVolumeSource",
-    [keep(1, "claimName", Str), omit(2, "readOnly", Bool),]
-);
+message! { PVC_VOLUME_SOURCE, "PersistentVolumeClaimVolumeSource", [
+    keep(1, "claimName", Str),
+    omit(2, "readOnly", Bool),
+]}
 
-message!(
-    DOWNWARD_API_VOLUME_SOURCE,
-    "DownwardAPIVolumeSource",
-    [
-        list(1, "items", Ty::Msg(&DOWNWARD_API_VOLUME_FILE)),
-        keep(2, "defaultMode", I32),
-    ]
-);
+message! { DOWNWARD_API_VOLUME_SOURCE, "DownwardAPIVolumeSource", [
+    list(1, "items", Ty::Msg(&DOWNWARD_API_VOLUME_FILE)),
+    keep(2, "defaultMode", I32),
+]}
 
-message!(
-    DOWNWARD_API_VOLUME_FILE,
-    "DownwardAPIVolumeFile",
-    [
-        keep(1, "path", Str),
-        msg(2, "fieldRef", &OBJECT_FIELD_SELECTOR),
-        msg(3, "resourceFieldRef", &RESOURCE_FIELD_SELECTOR),
-        keep(4, "mode", I32),
-    ]
-);
+message! { DOWNWARD_API_VOLUME_FILE, "DownwardAPIVolumeFile", [
+    keep(1, "path", Str),
+    msg(2, "fieldRef", &OBJECT_FIELD_SELECTOR),
+    msg(3, "resourceFieldRef", &RESOURCE_FIELD_SELECTOR),
+    keep(4, "mode", I32),
+]}
 
-message!(
-    PROJECTED_VOLUME_SOURCE,
-    "ProjectedVolumeSource",
-    [
-        list(1, "sources", Ty::Msg(&VOLUME_PROJECTION)),
-        keep(2, "defaultMode", I32),
-    ]
-);
+message! { PROJECTED_VOLUME_SOURCE, "ProjectedVolumeSource", [
+    list(1, "sources", Ty::Msg(&VOLUME_PROJECTION)),
+    keep(2, "defaultMode", I32),
+]}
 
-message!(
-    VOLUME_PROJECTION,
-    "VolumeProjection",
-    [
-        msg(1, "secret", &SECRET_PROJECTION),
-        msg(2, "downwardAPI", &DOWNWARD_API_PROJECTION),
-        msg(3, "configMap", &CONFIG_MAP_PROJECTION),
-        msg(4, "serviceAccountToken", &SERVICE_ACCOUNT_TOKEN_PROJECTION),
-    ]
-);
+message! { VOLUME_PROJECTION, "VolumeProjection", [
+    msg(1, "secret", &SECRET_PROJECTION),
+    msg(2, "downwardAPI", &DOWNWARD_API_PROJECTION),
+    msg(3, "configMap", &CONFIG_MAP_PROJECTION),
+    msg(4, "serviceAccountToken", &SERVICE_ACCOUNT_TOKEN_PROJECTION),
+]}
 
-message!(
-    SECRET_PROJECTION,
-    "SecretProjection",
-    [
-        inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
-        list(2, "items", Ty::Msg(&KEY_TO_PATH)),
-        keep(4, "optional", Bool),
-    ]
-);
+message! { SECRET_PROJECTION, "SecretProjection", [
+    inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
+    list(2, "items", Ty::Msg(&KEY_TO_PATH)),
+    keep(4, "optional", Bool),
+]}
 
-message!(
-    CONFIG_MAP_PROJECTION,
-    "ConfigMapProjection",
-    [
-        inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
-        list(2, "items", Ty::Msg(&KEY_TO_PATH)),
-        keep(4, "optional", Bool),
-    ]
-);
+message! { CONFIG_MAP_PROJECTION, "ConfigMapProjection", [
+    inline(1, "localObjectReference", &LOCAL_OBJECT_REFERENCE),
+    list(2, "items", Ty::Msg(&KEY_TO_PATH)),
+    keep(4, "optional", Bool),
+]}
 
-message!(
-    DOWNWARD_API_PROJECTION,
-    "DownwardAPIProjection",
-    [list(1, "items", Ty::Msg(&DOWNWARD_API_VOLUME_FILE)),]
-);
+message! { DOWNWARD_API_PROJECTION, "DownwardAPIProjection", [
+    list(1, "items", Ty::Msg(&DOWNWARD_API_VOLUME_FILE)),
+]}
 
-message!(
-    SERVICE_ACCOUNT_TOKEN_PROJECTION,
-    "ServiceAccountTokenProjection",
-    [
-        omit(1, "audience", Str),
-        keep(2, "expirationSeconds", I64),
-        keep(3, "path", Str),
-    ]
-);
+message! { SERVICE_ACCOUNT_TOKEN_PROJECTION, "ServiceAccountTokenProjection", [
+    omit(1, "audience", Str),
+    keep(2, "expirationSeconds", I64),
+    keep(3, "path", Str),
+]}
 
-message!(
-    CSI_VOLUME_SOURCE,
-    "CSIVolumeSource",
-    [
-        keep(1, "driver", Str),
-        keep(2, "readOnly", Bool),
-        keep(3, "fsType", Str),
-        map(4, "volumeAttributes", MV::Str),
-        msg(5, "nodePublishSecretRef", &LOCAL_OBJECT_REFERENCE),
-    ]
-);
+message! { CSI_VOLUME_SOURCE, "CSIVolumeSource", [
+    keep(1, "driver", Str),
+    keep(2, "readOnly", Bool),
+    keep(3, "fsType", Str),
+    map(4, "volumeAttributes", MV::Str),
+    msg(5, "nodePublishSecretRef", &LOCAL_OBJECT_REFERENCE),
+]}
 
-message!(
-    IMAGE_VOLUME_SOURCE,
-    "ImageVolumeSource",
-    [omit(1, "reference", Str), omit(2, "pullPolicy", Str),]
-);
+message! { IMAGE_VOLUME_SOURCE, "ImageVolumeSource", [
+    omit(1, "reference", Str),
+    omit(2, "pullPolicy", Str),
+]}
 
-message!(
-    PROBE,
-    "Probe",
-    [
-        inline(1, "handler", &PROBE_HANDLER),
-        omit(2, "initialDelaySeconds", I32),
-        omit(3, "timeoutSeconds", I32),
-        omit(4, "periodSeconds", I32),
-        omit(5, "successThreshold", I32),
-        omit(6, "failureThreshold", I32),
-        keep(7, "terminationGracePeriodSeconds", I64),
-    ]
-);
+message! { PROBE, "Probe", [
+    inline(1, "handler", &PROBE_HANDLER),
+    omit(2, "initialDelaySeconds", I32),
+    omit(3, "timeoutSeconds", I32),
+    omit(4, "periodSeconds", I32),
+    omit(5, "successThreshold", I32),
+    omit(6, "failureThreshold", I32),
+    keep(7, "terminationGracePeriodSeconds", I64),
+]}
 
-message!(
-    PROBE_HANDLER,
-    "ProbeHandler",
-    [
-        msg(1, "exec", &EXEC_ACTION),
-        msg(2, "httpGet", &HTTP_GET_ACTION),
-        msg(3, "tcpSocket", &TCP_SOCKET_ACTION),
-        msg(4, "grpc", &GRPC_ACTION),
-    ]
-);
+message! { PROBE_HANDLER, "ProbeHandler", [
+    msg(1, "exec", &EXEC_ACTION),
+    msg(2, "httpGet", &HTTP_GET_ACTION),
+    msg(3, "tcpSocket", &TCP_SOCKET_ACTION),
+    msg(4, "grpc", &GRPC_ACTION),
+]}
 
-message!(EXEC_ACTION, "ExecAction", [list(1, "command", Str)]);
+message! { EXEC_ACTION, "ExecAction", [list(1, "command", Str)] }
 
-message!(
-    HTTP_GET_ACTION,
-    "HTTPGetAction",
-    [
-        omit(1, "path", Str),
-        keep(2, "port", IntOrString),
-        omit(3, "host", Str),
-        omit(4, "scheme", Str),
-        list(5, "httpHeaders", Ty::Msg(&HTTP_HEADER)),
-    ]
-);
+message! { HTTP_GET_ACTION, "HTTPGetAction", [
+    omit(1, "path", Str),
+    keep(2, "port", IntOrString),
+    omit(3, "host", Str),
+    omit(4, "scheme", Str),
+    list(5, "httpHeaders", Ty::Msg(&HTTP_HEADER)),
+]}
 
-message!(
-    HTTP_HEADER,
-    "HTTPHeader",
-    [keep(1, "name", Str), keep(2, "value", Str)]
-);
+message! { HTTP_HEADER, "HTTPHeader", [keep(1, "name", Str), keep(2, "value", Str)] }
 
-message!(
-    TCP_SOCKET_ACTION,
-    "TCPSocketAction",
-    [keep(1, "port", IntOrString), omit(2, "host", Str),]
-);
+message! { TCP_SOCKET_ACTION, "TCPSocketAction", [
+    keep(1, "port", IntOrString),
+    omit(2, "host", Str),
+]}
 
-message!(
-    GRPC_ACTION,
-    "GRPCAction",
-    [keep(1, "port", I32), keep(2, "service", Str)]
-);
+message! { GRPC_ACTION, "GRPCAction", [keep(1, "port", I32), keep(2, "service", Str)] }
 
-message!(
-    LIFECYCLE,
-    "Lifecycle",
-    [
-        msg(1, "postStart", &LIFECYCLE_HANDLER),
-        msg(2, "preStop", &LIFECYCLE_HANDLER),
-        keep(3, "stopSignal", Str),
-    ]
-);
+message! { LIFECYCLE, "Lifecycle", [
+    msg(1, "postStart", &LIFECYCLE_HANDLER),
+    msg(2, "preStop", &LIFECYCLE_HANDLER),
+    keep(3, "stopSignal", Str),
+]}
 
-message!(
-    LIFECYCLE_HANDLER,
-    "LifecycleHandler",
-    [
-        msg(1, "exec", &EXEC_ACTION),
-        msg(2, "httpGet", &HTTP_GET_ACTION),
-        msg(3, "tcpSocket", &TCP_SOCKET_ACTION),
-        msg(4, "sleep", &SLEEP_ACTION),
-    ]
-);
+message! { LIFECYCLE_HANDLER, "LifecycleHandler", [
+    msg(1, "exec", &EXEC_ACTION),
+    msg(2, "httpGet", &HTTP_GET_ACTION),
+    msg(3, "tcpSocket", &TCP_SOCKET_ACTION),
+    msg(4, "sleep", &SLEEP_ACTION),
+]}
 
-message!(SLEEP_ACTION, "SleepAction", [keep(1, "seconds", I64)]);
+message! { SLEEP_ACTION, "SleepAction", [keep(1, "seconds", I64)] }
 
-message!(
-    TOLERATION,
-    "Toleration",
-    [
-        omit(1, "key", Str),
-        omit(2, "operator", Str),
-        omit(3, "value", Str),
-        omit(4, "effect", Str),
-        keep(5, "tolerationSeconds", I64),
-    ]
-);
+message! { TOLERATION, "Toleration", [
+    omit(1, "key", Str),
+    omit(2, "operator", Str),
+    omit(3, "value", Str),
+    omit(4, "effect", Str),
+    keep(5, "tolerationSeconds", I64),
+]}
 
-message!(
-    AFFINITY,
-    "Affinity",
-    [
-        msg(1, "nodeAffinity", &NODE_AFFINITY),
-        msg(2, "podAffinity", &POD_AFFINITY),
-        msg(3, "podAntiAffinity", &POD_ANTI_AFFINITY),
-    ]
-);
+message! { AFFINITY, "Affinity", [
+    msg(1, "nodeAffinity", &NODE_AFFINITY),
+    msg(2, "podAffinity", &POD_AFFINITY),
+    msg(3, "podAntiAffinity", &POD_ANTI_AFFINITY),
+]}
 
-message!(
-    NODE_AFFINITY,
-    "NodeAffinity",
-    [
-        msg(
-            1,
-            "requiredDuringSchedulingIgnoredDuringExecution",
-            &NODE_SELECTOR
-        ),
-        list(
-            2,
-            "preferredDuringSchedulingIgnoredDuringExecution",
-            Ty::Msg(&PREFERRED_SCHEDULING_TERM)
-        ),
-    ]
-);
+message! { NODE_AFFINITY, "NodeAffinity", [
+    msg(1, "requiredDuringSchedulingIgnoredDuringExecution", &NODE_SELECTOR),
+    list(2, "preferredDuringSchedulingIgnoredDuringExecution", Ty::Msg(&PREFERRED_SCHEDULING_TERM)),
+]}
 
-message!(
-    NODE_SELECTOR,
-    "NodeSelector",
-    [list(1, "nodeSelectorTerms", Ty::Msg(&NODE_SELECTOR_TERM)),]
-);
+message! { NODE_SELECTOR, "NodeSelector", [
+    list(1, "nodeSelectorTerms", Ty::Msg(&NODE_SELECTOR_TERM)),
+]}
 
-message!(
-    NODE_SELECTOR_TERM,
-    "NodeSelectorTerm",
-    [
-        list(1, "matchExpressions", Ty::Msg(&NODE_SELECTOR_REQUIREMENT)),
-        list(2, "matchFields", Ty::Msg(&NODE_SELECTOR_REQUIREMENT)),
-    ]
-);
+message! { NODE_SELECTOR_TERM, "NodeSelectorTerm", [
+    list(1, "matchExpressions", Ty::Msg(&NODE_SELECTOR_REQUIREMENT)),
+    list(2, "matchFields", Ty::Msg(&NODE_SELECTOR_REQUIREMENT)),
+]}
 
-message!(
-    NODE_SELECTOR_REQUIREMENT,
-    "NodeSelectorRequirement",
-    [
-        keep(1, "key", Str),
-        keep(2, "operator", Str),
-        list(3, "values", Str),
-    ]
-);
+message! { NODE_SELECTOR_REQUIREMENT, "NodeSelectorRequirement", [
+    keep(1, "key", Str),
+    keep(2, "operator", Str),
+    list(3, "values", Str),
+]}
 
-message!(
-    PREFERRED_SCHEDULING_TERM,
-    "PreferredSchedulingTerm",
-    [
-        keep(1, "weight", I32),
-        msg(2, "preference", &NODE_SELECTOR_TERM),
-    ]
-);
+message! { PREFERRED_SCHEDULING_TERM, "PreferredSchedulingTerm", [
+    keep(1, "weight", I32),
+    msg(2, "preference", &NODE_SELECTOR_TERM),
+]}
 
-message!(
-    POD_AFFINITY,
-    "PodAffinity",
-    [
-        list(
-            1,
-            "requiredDuringSchedulingIgnoredDuringExecution",
-            Ty::Msg(&POD_AFFINITY_TERM)
-        ),
-        list(
-            2,
-            "preferredDuringSchedulingIgnoredDuringExecution",
-            Ty::Msg(&WEIGHTED_POD_AFFINITY_TERM)
-        ),
-    ]
-);
+message! { POD_AFFINITY, "PodAffinity", [
+    list(1, "requiredDuringSchedulingIgnoredDuringExecution", Ty::Msg(&POD_AFFINITY_TERM)),
+    list(2, "preferredDuringSchedulingIgnoredDuringExecution", Ty::Msg(&WEIGHTED_POD_AFFINITY_TERM)),
+]}
 
-message!(
-    POD_ANTI_AFFINITY,
-    "PodAntiAffinity",
-    [
-        list(
-            1,
-            "requiredDuringSchedulingIgnoredDuringExecution",
-            Ty::Msg(&POD_AFFINITY_TERM)
-        ),
-        list(
-            2,
-            "preferredDuringSchedulingIgnoredDuringExecution",
-            Ty::Msg(&WEIGHTED_POD_AFFINITY_TERM)
-        ),
-    ]
-);
+message! { POD_ANTI_AFFINITY, "PodAntiAffinity", [
+    list(1, "requiredDuringSchedulingIgnoredDuringExecution", Ty::Msg(&POD_AFFINITY_TERM)),
+    list(2, "preferredDuringSchedulingIgnoredDuringExecution", Ty::Msg(&WEIGHTED_POD_AFFINITY_TERM)),
+]}
 
-message!(
-    POD_AFFINITY_TERM,
-    "PodAffinityTerm",
-    [
-        msg(1, "labelSelector", &LABEL_SELECTOR),
-        list(2, "namespaces", Str),
-        keep(3, "topologyKey", Str),
-        msg(4, "namespaceSelector", &LABEL_SELECTOR),
-        list(5, "matchLabelKeys", Str),
-        list(6, "mismatchLabelKeys", Str),
-    ]
-);
+message! { POD_AFFINITY_TERM, "PodAffinityTerm", [
+    msg(1, "labelSelector", &LABEL_SELECTOR),
+    list(2, "namespaces", Str),
+    keep(3, "topologyKey", Str),
+    msg(4, "namespaceSelector", &LABEL_SELECTOR),
+    list(5, "matchLabelKeys", Str),
+    list(6, "mismatchLabelKeys", Str),
+]}
 
-message!(
-    WEIGHTED_POD_AFFINITY_TERM,
-    "WeightedPodAffinityTerm",
-    [
-        keep(1, "weight", I32),
-        msg(2, "podAffinityTerm", &POD_AFFINITY_TERM),
-    ]
-);
+message! { WEIGHTED_POD_AFFINITY_TERM, "WeightedPodAffinityTerm", [
+    keep(1, "weight", I32),
+    msg(2, "podAffinityTerm", &POD_AFFINITY_TERM),
+]}
 
-message!(
-    POD_SECURITY_CONTEXT,
-    "PodSecurityContext",
-    [
-        msg(1, "seLinuxOptions", &SE_LINUX_OPTIONS),
-        keep(2, "runAsUser", I64),
-        keep(3, "runAsNonRoot", Bool),
-        list(4, "supplementalGroups", I64),
-        keep(5, "fsGroup", I64),
-        keep(6, "runAsGroup", I64),
-        list(7, "sysctls", Ty::Msg(&SYSCTL)),
-        msg(8, "windowsOptions", &WINDOWS_SECURITY_CONTEXT_OPTIONS),
-        keep(9, "fsGroupChangePolicy", Str),
-        msg(10, "seccompProfile", &SECCOMP_PROFILE),
-        msg(11, "appArmorProfile", &APP_ARMOR_PROFILE),
-        keep(12, "supplementalGroupsPolicy", Str),
-        keep(13, "seLinuxChangePolicy", Str),
-    ]
-);
+message! { POD_SECURITY_CONTEXT, "PodSecurityContext", [
+    msg(1, "seLinuxOptions", &SE_LINUX_OPTIONS),
+    keep(2, "runAsUser", I64),
+    keep(3, "runAsNonRoot", Bool),
+    list(4, "supplementalGroups", I64),
+    keep(5, "fsGroup", I64),
+    keep(6, "runAsGroup", I64),
+    list(7, "sysctls", Ty::Msg(&SYSCTL)),
+    msg(8, "windowsOptions", &WINDOWS_SECURITY_CONTEXT_OPTIONS),
+    keep(9, "fsGroupChangePolicy", Str),
+    msg(10, "seccompProfile", &SECCOMP_PROFILE),
+    msg(11, "appArmorProfile", &APP_ARMOR_PROFILE),
+    keep(12, "supplementalGroupsPolicy", Str),
+    keep(13, "seLinuxChangePolicy", Str),
+]}
 
-message!(
-    SECURITY_CONTEXT,
-    "SecurityContext",
-    [
-        msg(1, "capabilities", &CAPABILITIES),
-        keep(2, "privileged", Bool),
-        msg(3, "seLinuxOptions", &SE_LINUX_OPTIONS),
-        keep(4, "runAsUser", I64),
-        keep(5, "runAsNonRoot", Bool),
-        keep(6, "readOnlyRootFilesystem", Bool),
-        keep(7, "allowPrivilegeEscalation", Bool),
-        keep(8, "runAsGroup", I64),
-        keep(9, "procMount", Str),
-        msg(10, "windowsOptions", &WINDOWS_SECURITY_CONTEXT_OPTIONS),
-        msg(11, "seccompProfile", &SECCOMP_PROFILE),
-        msg(12, "appArmorProfile", &APP_ARMOR_PROFILE),
-    ]
-);
+message! { SECURITY_CONTEXT, "SecurityContext", [
+    msg(1, "capabilities", &CAPABILITIES),
+    keep(2, "privileged", Bool),
+    msg(3, "seLinuxOptions", &SE_LINUX_OPTIONS),
+    keep(4, "runAsUser", I64),
+    keep(5, "runAsNonRoot", Bool),
+    keep(6, "readOnlyRootFilesystem", Bool),
+    keep(7, "allowPrivilegeEscalation", Bool),
+    keep(8, "runAsGroup", I64),
+    keep(9, "procMount", Str),
+    msg(10, "windowsOptions", &WINDOWS_SECURITY_CONTEXT_OPTIONS),
+    msg(11, "seccompProfile", &SECCOMP_PROFILE),
+    msg(12, "appArmorProfile", &APP_ARMOR_PROFILE),
+]}
 
-message!(
-    CAPABILITIES,
-    "Capabilities",
-    [list(1, "add", Str), list(2, "drop", Str)]
-);
+message! { CAPABILITIES, "Capabilities", [list(1, "add", Str), list(2, "drop", Str)] }
 
-message!(
-    SE_LINUX_OPTIONS,
-    "SELinuxOptions",
-    [
-        omit(1, "user", Str),
-        omit(2, "role", Str),
-        omit(3, "type", Str),
-        omit(4, "level", Str),
-    ]
-);
+message! { SE_LINUX_OPTIONS, "SELinuxOptions", [
+    omit(1, "user", Str),
+    omit(2, "role", Str),
+    omit(3, "type", Str),
+    omit(4, "level", Str),
+]}
 
-message!(
-    WINDOWS_SECURITY_CONTEXT_OPTIONS,
-    "WindowsSecurityContextOptions",
-    [
-        keep(1, "gmsaCredentialSpecName", Str),
-        keep(2, "gmsaCredentialSpec", Str),
-        keep(3, "runAsUserName", Str),
-        keep(4, "hostProcess", Bool),
-    ]
-);
+message! { WINDOWS_SECURITY_CONTEXT_OPTIONS, "WindowsSecurityContextOptions", [
+    keep(1, "gmsaCredentialSpecName", Str),
+    keep(2, "gmsaCredentialSpec", Str),
+    keep(3, "runAsUserName", Str),
+    keep(4, "hostProcess", Bool),
+]}
 
-message!(
-    SECCOMP_PROFILE,
-    "SeccompProfile",
-    [keep(1, "type", Str), keep(2, "localhostProfile", Str),]
-);
+message! { SECCOMP_PROFILE, "SeccompProfile", [
+    keep(1, "type", Str),
+    keep(2, "localhostProfile", Str),
+]}
 
-message!(
-    APP_ARMOR_PROFILE,
-    "AppArmorProfile",
-    [keep(1, "type", Str), keep(2, "localhostProfile", Str),]
-);
+message! { APP_ARMOR_PROFILE, "AppArmorProfile", [
+    keep(1, "type", Str),
+    keep(2, "localhostProfile", Str),
+]}
 
-message!(
-    SYSCTL,
-    "Sysctl",
-    [keep(1, "name", Str), keep(2, "value", Str)]
-);
+message! { SYSCTL, "Sysctl", [keep(1, "name", Str), keep(2, "value", Str)] }
 
-message!(
-    HOST_ALIAS,
-    "HostAlias",
-    [keep(1, "ip", Str), list(2, "hostnames", Str)]
-);
+message! { HOST_ALIAS, "HostAlias", [keep(1, "ip", Str), list(2, "hostnames", Str)] }
 
-message!(
-    POD_DNS_CONFIG,
-    "PodDNSConfig",
-    [
-        list(1, "nameservers", Str),
-        list(2, "searches", Str),
-        list(3, "options", Ty::Msg(&POD_DNS_CONFIG_OPTION)),
-    ]
-);
+message! { POD_DNS_CONFIG, "PodDNSConfig", [
+    list(1, "nameservers", Str),
+    list(2, "searches", Str),
+    list(3, "options", Ty::Msg(&POD_DNS_CONFIG_OPTION)),
+]}
 
-message!(
-    POD_DNS_CONFIG_OPTION,
-    "PodDNSConfigOption",
-    [omit(1, "name", Str), keep(2, "value", Str),]
-);
+message! { POD_DNS_CONFIG_OPTION, "PodDNSConfigOption", [
+    omit(1, "name", Str),
+    keep(2, "value", Str),
+]}
 
-message!(
-    POD_READINESS_GATE,
-    "PodReadinessGate",
-    [keep(1, "conditionType", Str)]
-);
+message! { POD_READINESS_GATE, "PodReadinessGate", [keep(1, "conditionType", Str)] }
 
-message!(
-    TOPOLOGY_SPREAD_CONSTRAINT,
-    "TopologySpreadConstraint",
-    [
-        keep(1, "maxSkew", I32),
-        keep(2, "topologyKey", Str),
-        keep(3, "whenUnsatisfiable", Str),
-        msg(4, "labelSelector", &LABEL_SELECTOR),
-        keep(5, "minDomains", I32),
-        keep(6, "nodeAffinityPolicy", Str),
-        keep(7, "nodeTaintsPolicy", Str),
-        list(8, "matchLabelKeys", Str),
-    ]
-);
+message! { TOPOLOGY_SPREAD_CONSTRAINT, "TopologySpreadConstraint", [
+    keep(1, "maxSkew", I32),
+    keep(2, "topologyKey", Str),
+    keep(3, "whenUnsatisfiable", Str),
+    msg(4, "labelSelector", &LABEL_SELECTOR),
+    keep(5, "minDomains", I32),
+    keep(6, "nodeAffinityPolicy", Str),
+    keep(7, "nodeTaintsPolicy", Str),
+    list(8, "matchLabelKeys", Str),
+]}
 
-message!(POD_OS, "PodOS", [keep(1, "name", Str)]);
+message! { POD_OS, "PodOS", [keep(1, "name", Str)] }
 
-message!(
-    POD_SCHEDULING_GATE,
-    "PodSchedulingGate",
-    [keep(1, "name", Str)]
-);
+message! { POD_SCHEDULING_GATE, "PodSchedulingGate", [keep(1, "name", Str)] }
 
-message!(
-    POD_RESOURCE_CLAIM,
-    "PodResourceClaim",
-    [
-        keep(1, "name", Str),
-        keep(3, "resourceClaimName", Str),
-        keep(4, "resourceClaimTemplateName", Str),
-    ]
-);
+message! { POD_RESOURCE_CLAIM, "PodResourceClaim", [
+    keep(1, "name", Str),
+    keep(3, "resourceClaimName", Str),
+    keep(4, "resourceClaimTemplateName", Str),
+]}
 
-message!(
-    CONTAINER_RESIZE_POLICY,
-    "ContainerResizePolicy",
-    [keep(1, "resourceName", Str), keep(2, "restartPolicy", Str),]
-);
+message! { CONTAINER_RESIZE_POLICY, "ContainerResizePolicy", [
+    keep(1, "resourceName", Str),
+    keep(2, "restartPolicy", Str),
+]}
 
-message!(
-    CONTAINER_RESTART_RULE,
-    "ContainerRestartRule",
-    [
-        omit(1, "action", Str),
-        msg(2, "exitCodes", &CONTAINER_RESTART_RULE_ON_EXIT_CODES),
-    ]
-);
+message! { CONTAINER_RESTART_RULE, "ContainerRestartRule", [
+    omit(1, "action", Str),
+    msg(2, "exitCodes", &CONTAINER_RESTART_RULE_ON_EXIT_CODES),
+]}
 
-message!(
-    CONTAINER_RESTART_RULE_ON_EXIT_CODES,
-    "ContainerRestartRuleOnExitCodes",
-    [omit(1, "operator", Str), list(2, "values", I32),]
-);
+message! { CONTAINER_RESTART_RULE_ON_EXIT_CODES, "ContainerRestartRuleOnExitCodes", [
+    omit(1, "operator", Str),
+    list(2, "values", I32),
+]}
 
-message!(
-    RESOURCE_QUOTA,
-    "ResourceQuota",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "spec", &RESOURCE_QUOTA_SPEC),
-        msg(3, "status", &RESOURCE_QUOTA_STATUS),
-    ]
-);
+message! { RESOURCE_QUOTA, "ResourceQuota", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &RESOURCE_QUOTA_SPEC),
+    msg(3, "status", &RESOURCE_QUOTA_STATUS),
+]}
 
-message!(
-    RESOURCE_QUOTA_SPEC,
-    "ResourceQuotaSpec",
-    [
-        map(1, "hard", MV::Quantity),
-        list(2, "scopes", Str),
-        msg(3, "scopeSelector", &SCOPE_SELECTOR),
-    ]
-);
+message! { RESOURCE_QUOTA_SPEC, "ResourceQuotaSpec", [
+    map(1, "hard", MV::Quantity),
+    list(2, "scopes", Str),
+    msg(3, "scopeSelector", &SCOPE_SELECTOR),
+]}
 
-message!(
-    RESOURCE_QUOTA_STATUS,
-    "ResourceQuotaStatus",
-    [map(1, "hard", MV::Quantity), map(2, "used", MV::Quantity),]
-);
+message! { RESOURCE_QUOTA_STATUS, "ResourceQuotaStatus", [
+    map(1, "hard", MV::Quantity),
+    map(2, "used", MV::Quantity),
+]}
 
-message!(
-    SCOPE_SELECTOR,
-    "ScopeSelector",
-    [list(
-        1,
-        "matchExpressions",
-        Ty::Msg(&SCOPED_RESOURCE_SELECTOR_REQUIREMENT)
-    ),]
-);
+message! { SCOPE_SELECTOR, "ScopeSelector", [
+    list(1, "matchExpressions", Ty::Msg(&SCOPED_RESOURCE_SELECTOR_REQUIREMENT)),
+]}
 
-message!(
-    SCOPED_RESOURCE_SELECTOR_REQUIREMENT,
-    "ScopedResourceSelectorRequirement",
-    [
-        keep(1, "scopeName", Str),
-        keep(2, "operator", Str),
-        list(3, "values", Str),
-    ]
-);
+message! { SCOPED_RESOURCE_SELECTOR_REQUIREMENT, "ScopedResourceSelectorRequirement", [
+    keep(1, "scopeName", Str),
+    keep(2, "operator", Str),
+    list(3, "values", Str),
+]}
+
+message! { LIMIT_RANGE, "LimitRange", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &LIMIT_RANGE_SPEC),
+]}
+
+message! { LIMIT_RANGE_SPEC, "LimitRangeSpec", [list(1, "limits", Ty::Msg(&LIMIT_RANGE_ITEM))] }
+
+message! { LIMIT_RANGE_ITEM, "LimitRangeItem", [
+    keep(1, "type", Str),
+    map(2, "max", MV::Quantity),
+    map(3, "min", MV::Quantity),
+    map(4, "default", MV::Quantity),
+    map(5, "defaultRequest", MV::Quantity),
+    map(6, "maxLimitRequestRatio", MV::Quantity),
+]}
+
+message! { REPLICATION_CONTROLLER, "ReplicationController", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &REPLICATION_CONTROLLER_SPEC),
+    msg(3, "status", &STATUS_NOT_DECODED),
+]}
+
+message! { REPLICATION_CONTROLLER_SPEC, "ReplicationControllerSpec", [
+    keep(1, "replicas", I32),
+    map(2, "selector", MV::Str),
+    msg(3, "template", &POD_TEMPLATE_SPEC),
+    omit(4, "minReadySeconds", I32),
+]}
+
+message! { ENDPOINTS, "Endpoints", [
+    msg(1, "metadata", &OBJECT_META),
+    list(2, "subsets", Ty::Msg(&ENDPOINT_SUBSET)),
+]}
+
+message! { ENDPOINT_SUBSET, "EndpointSubset", [
+    list(1, "addresses", Ty::Msg(&ENDPOINT_ADDRESS)),
+    list(2, "notReadyAddresses", Ty::Msg(&ENDPOINT_ADDRESS)),
+    list(3, "ports", Ty::Msg(&ENDPOINT_PORT)),
+]}
+
+message! { ENDPOINT_ADDRESS, "EndpointAddress", [
+    keep(1, "ip", Str),
+    msg(2, "targetRef", &OBJECT_REFERENCE),
+    omit(3, "hostname", Str),
+    keep(4, "nodeName", Str),
+]}
+
+message! { ENDPOINT_PORT, "EndpointPort", [
+    omit(1, "name", Str),
+    keep(2, "port", I32),
+    omit(3, "protocol", Str),
+    keep(4, "appProtocol", Str),
+]}
+
+message! { OBJECT_REFERENCE, "ObjectReference", [
+    omit(1, "kind", Str),
+    omit(2, "namespace", Str),
+    omit(3, "name", Str),
+    omit(4, "uid", Str),
+    omit(5, "apiVersion", Str),
+    omit(6, "resourceVersion", Str),
+    omit(7, "fieldPath", Str),
+]}
+
+message! { EVENT, "Event", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "involvedObject", &OBJECT_REFERENCE),
+    omit(3, "reason", Str),
+    omit(4, "message", Str),
+    msg(5, "source", &EVENT_SOURCE),
+    omit(6, "firstTimestamp", Time),
+    omit(7, "lastTimestamp", Time),
+    omit(8, "count", I32),
+    omit(9, "type", Str),
+    omit(10, "eventTime", Ty::MicroTime),
+    msg(11, "series", &EVENT_SERIES),
+    omit(12, "action", Str),
+    msg(13, "related", &OBJECT_REFERENCE),
+    keep(14, "reportingComponent", Str),
+    keep(15, "reportingInstance", Str),
+]}
+
+message! { EVENT_SOURCE, "EventSource", [omit(1, "component", Str), omit(2, "host", Str)] }
+
+message! { EVENT_SERIES, "EventSeries", [
+    omit(1, "count", I32),
+    omit(2, "lastObservedTime", Ty::MicroTime),
+]}
+
+// coordination.k8s.io/v1 -----------------------------------------------------
+
+message! { LEASE, "Lease", [msg(1, "metadata", &OBJECT_META), msg(2, "spec", &LEASE_SPEC)] }
+
+message! { LEASE_SPEC, "LeaseSpec", [
+    keep(1, "holderIdentity", Str),
+    keep(2, "leaseDurationSeconds", I32),
+    keep(3, "acquireTime", Ty::MicroTime),
+    keep(4, "renewTime", Ty::MicroTime),
+    keep(5, "leaseTransitions", I32),
+    keep(6, "strategy", Str),
+    keep(7, "preferredHolder", Str),
+]}
 
 // apps/v1 --------------------------------------------------------------------
 
-message!(
-    DEPLOYMENT,
-    "Deployment",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "spec", &DEPLOYMENT_SPEC),
-        msg(3, "status", &STATUS_NOT_DECODED),
-    ]
-);
+message! { DEPLOYMENT, "Deployment", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &DEPLOYMENT_SPEC),
+    msg(3, "status", &STATUS_NOT_DECODED),
+]}
 
-message!(
-    DEPLOYMENT_SPEC,
-    "DeploymentSpec",
-    [
-        keep(1, "replicas", I32),
-        msg(2, "selector", &LABEL_SELECTOR),
-        msg(3, "template", &POD_TEMPLATE_SPEC),
-        msg(4, "strategy", &DEPLOYMENT_STRATEGY),
-        omit(5, "minReadySeconds", I32),
-        keep(6, "revisionHistoryLimit", I32),
-        omit(7, "paused", Bool),
-        keep(9, "progressDeadlineSeconds", I32),
-    ]
-);
+message! { DEPLOYMENT_SPEC, "DeploymentSpec", [
+    keep(1, "replicas", I32),
+    msg(2, "selector", &LABEL_SELECTOR),
+    msg(3, "template", &POD_TEMPLATE_SPEC),
+    msg(4, "strategy", &DEPLOYMENT_STRATEGY),
+    omit(5, "minReadySeconds", I32),
+    keep(6, "revisionHistoryLimit", I32),
+    omit(7, "paused", Bool),
+    keep(9, "progressDeadlineSeconds", I32),
+]}
 
-message!(
-    DEPLOYMENT_STRATEGY,
-    "DeploymentStrategy",
-    [
-        omit(1, "type", Str),
-        msg(2, "rollingUpdate", &ROLLING_UPDATE_DEPLOYMENT),
-    ]
-);
+message! { DEPLOYMENT_STRATEGY, "DeploymentStrategy", [
+    omit(1, "type", Str),
+    msg(2, "rollingUpdate", &ROLLING_UPDATE_DEPLOYMENT),
+]}
 
-message!(
-    ROLLING_UPDATE_DEPLOYMENT,
-    "RollingUpdateDeployment",
-    [
-        keep(1, "maxUnavailable", IntOrString),
-        keep(2, "maxSurge", IntOrString),
-    ]
-);
+message! { ROLLING_UPDATE_DEPLOYMENT, "RollingUpdateDeployment", [
+    keep(1, "maxUnavailable", IntOrString),
+    keep(2, "maxSurge", IntOrString),
+]}
 
-message!(
-    REPLICA_SET,
-    "ReplicaSet",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "spec", &REPLICA_SET_SPEC),
-        msg(3, "status", &STATUS_NOT_DECODED),
-    ]
-);
+message! { REPLICA_SET, "ReplicaSet", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &REPLICA_SET_SPEC),
+    msg(3, "status", &STATUS_NOT_DECODED),
+]}
 
-message!(
-    REPLICA_SET_SPEC,
-    "ReplicaSetSpec",
-    [
-        keep(1, "replicas", I32),
-        msg(2, "selector", &LABEL_SELECTOR),
-        msg(3, "template", &POD_TEMPLATE_SPEC),
-        omit(4, "minReadySeconds", I32),
-    ]
-);
+message! { REPLICA_SET_SPEC, "ReplicaSetSpec", [
+    keep(1, "replicas", I32),
+    msg(2, "selector", &LABEL_SELECTOR),
+    msg(3, "template", &POD_TEMPLATE_SPEC),
+    omit(4, "minReadySeconds", I32),
+]}
 
-message!(
-    DAEMON_SET,
-    "DaemonSet",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "spec", &DAEMON_SET_SPEC),
-        msg(3, "status", &STATUS_NOT_DECODED),
-    ]
-);
+message! { DAEMON_SET, "DaemonSet", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &DAEMON_SET_SPEC),
+    msg(3, "status", &STATUS_NOT_DECODED),
+]}
 
-message!(
-    DAEMON_SET_SPEC,
-    "DaemonSetSpec",
-    [
-        msg(1, "selector", &LABEL_SELECTOR),
-        msg(2, "template", &POD_TEMPLATE_SPEC),
-        msg(3, "updateStrategy", &DAEMON_SET_UPDATE_STRATEGY),
-        omit(4, "minReadySeconds", I32),
-        keep(6, "revisionHistoryLimit", I32),
-    ]
-);
+message! { DAEMON_SET_SPEC, "DaemonSetSpec", [
+    msg(1, "selector", &LABEL_SELECTOR),
+    msg(2, "template", &POD_TEMPLATE_SPEC),
+    msg(3, "updateStrategy", &DAEMON_SET_UPDATE_STRATEGY),
+    omit(4, "minReadySeconds", I32),
+    keep(6, "revisionHistoryLimit", I32),
+]}
 
-message!(
-    DAEMON_SET_UPDATE_STRATEGY,
-    "DaemonSetUpdateStrategy",
-    [
-        omit(1, "type", Str),
-        msg(2, "rollingUpdate", &ROLLING_UPDATE_DAEMON_SET),
-    ]
-);
+message! { DAEMON_SET_UPDATE_STRATEGY, "DaemonSetUpdateStrategy", [
+    omit(1, "type", Str),
+    msg(2, "rollingUpdate", &ROLLING_UPDATE_DAEMON_SET),
+]}
 
-message!(
-    ROLLING_UPDATE_DAEMON_SET,
-    "RollingUpdateDaemonSet",
-    [
-        keep(1, "maxUnavailable", IntOrString),
-        keep(2, "maxSurge", IntOrString),
-    ]
-);
+message! { ROLLING_UPDATE_DAEMON_SET, "RollingUpdateDaemonSet", [
+    keep(1, "maxUnavailable", IntOrString),
+    keep(2, "maxSurge", IntOrString),
+]}
 
 // batch/v1 -------------------------------------------------------------------
 
-message!(
-    JOB,
-    "Job",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "spec", &JOB_SPEC),
-        msg(3, "status", &STATUS_NOT_DECODED),
-    ]
-);
+message! { JOB, "Job", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &JOB_SPEC),
+    msg(3, "status", &STATUS_NOT_DECODED),
+]}
 
-message!(
-    JOB_SPEC,
-    "JobSpec",
-    [
-        keep(1, "parallelism", I32),
-        keep(2, "completions", I32),
-        keep(3, "activeDeadlineSeconds", I64),
-        msg(4, "selector", &LABEL_SELECTOR),
-        keep(5, "manualSelector", Bool),
-        msg(6, "template", &POD_TEMPLATE_SPEC),
-        keep(7, "backoffLimit", I32),
-        keep(8, "ttlSecondsAfterFinished", I32),
-        keep(9, "completionMode", Str),
-        keep(10, "suspend", Bool),
-        msg(11, "podFailurePolicy", &POD_FAILURE_POLICY),
-        keep(12, "backoffLimitPerIndex", I32),
-        keep(13, "maxFailedIndexes", I32),
-        keep(14, "podReplacementPolicy", Str),
-        keep(15, "managedBy", Str),
-        msg(16, "successPolicy", &SUCCESS_POLICY),
-    ]
-);
+message! { JOB_SPEC, "JobSpec", [
+    keep(1, "parallelism", I32),
+    keep(2, "completions", I32),
+    keep(3, "activeDeadlineSeconds", I64),
+    msg(4, "selector", &LABEL_SELECTOR),
+    keep(5, "manualSelector", Bool),
+    msg(6, "template", &POD_TEMPLATE_SPEC),
+    keep(7, "backoffLimit", I32),
+    keep(8, "ttlSecondsAfterFinished", I32),
+    keep(9, "completionMode", Str),
+    keep(10, "suspend", Bool),
+    msg(11, "podFailurePolicy", &POD_FAILURE_POLICY),
+    keep(12, "backoffLimitPerIndex", I32),
+    keep(13, "maxFailedIndexes", I32),
+    keep(14, "podReplacementPolicy", Str),
+    keep(15, "managedBy", Str),
+    msg(16, "successPolicy", &SUCCESS_POLICY),
+]}
 
-message!(
-    POD_FAILURE_POLICY,
-    "PodFailurePolicy",
-    [list(1, "rules", Ty::Msg(&POD_FAILURE_POLICY_RULE)),]
-);
+message! { POD_FAILURE_POLICY, "PodFailurePolicy", [
+    list(1, "rules", Ty::Msg(&POD_FAILURE_POLICY_RULE)),
+]}
 
-message!(
-    POD_FAILURE_POLICY_RULE,
-    "PodFailurePolicyRule",
-    [
-        keep(1, "action", Str),
-        msg(2, "onExitCodes", &POD_FAILURE_POLICY_ON_EXIT_CODES),
-        list(
-            3,
-            "onPodConditions",
-            Ty::Msg(&POD_FAILURE_POLICY_ON_POD_CONDITIONS)
-        ),
-    ]
-);
+message! { POD_FAILURE_POLICY_RULE, "PodFailurePolicyRule", [
+    keep(1, "action", Str),
+    msg(2, "onExitCodes", &POD_FAILURE_POLICY_ON_EXIT_CODES),
+    list(3, "onPodConditions", Ty::Msg(&POD_FAILURE_POLICY_ON_POD_CONDITIONS)),
+]}
 
-message!(
-    POD_FAILURE_POLICY_ON_EXIT_CODES,
-    "PodFailurePolicyOnExitCodesRequirement",
-    [
-        keep(1, "containerName", Str),
-        keep(2, "operator", Str),
-        list(3, "values", I32),
-    ]
-);
+message! { POD_FAILURE_POLICY_ON_EXIT_CODES, "PodFailurePolicyOnExitCodesRequirement", [
+    keep(1, "containerName", Str),
+    keep(2, "operator", Str),
+    list(3, "values", I32),
+]}
 
-message!(
-    POD_FAILURE_POLICY_ON_POD_CONDITIONS,
-    "PodFailurePolicyOnPodConditionsPattern",
-    [keep(1, "type", Str), keep(2, "status", Str),]
-);
+message! { POD_FAILURE_POLICY_ON_POD_CONDITIONS, "PodFailurePolicyOnPodConditionsPattern", [
+    keep(1, "type", Str),
+    keep(2, "status", Str),
+]}
 
-message!(
-    SUCCESS_POLICY,
-    "SuccessPolicy",
-    [list(1, "rules", Ty::Msg(&SUCCESS_POLICY_RULE)),]
-);
+message! { SUCCESS_POLICY, "SuccessPolicy", [list(1, "rules", Ty::Msg(&SUCCESS_POLICY_RULE))] }
 
-message!(
-    SUCCESS_POLICY_RULE,
-    "SuccessPolicyRule",
-    [
-        keep(1, "succeededIndexes", Str),
-        keep(2, "succeededCount", I32),
-    ]
-);
+message! { SUCCESS_POLICY_RULE, "SuccessPolicyRule", [
+    keep(1, "succeededIndexes", Str),
+    keep(2, "succeededCount", I32),
+]}
 
-message!(
-    CRON_JOB,
-    "CronJob",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "spec", &CRON_JOB_SPEC),
-        msg(3, "status", &STATUS_NOT_DECODED),
-    ]
-);
+message! { CRON_JOB, "CronJob", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &CRON_JOB_SPEC),
+    msg(3, "status", &STATUS_NOT_DECODED),
+]}
 
-message!(
-    CRON_JOB_SPEC,
-    "CronJobSpec",
-    [
-        keep(1, "schedule", Str),
-        keep(2, "startingDeadlineSeconds", I64),
-        omit(3, "concurrencyPolicy", Str),
-        keep(4, "suspend", Bool),
-        msg(5, "jobTemplate", &JOB_TEMPLATE_SPEC),
-        keep(6, "successfulJobsHistoryLimit", I32),
-        keep(7, "failedJobsHistoryLimit", I32),
-        keep(8, "timeZone", Str),
-    ]
-);
+message! { CRON_JOB_SPEC, "CronJobSpec", [
+    keep(1, "schedule", Str),
+    keep(2, "startingDeadlineSeconds", I64),
+    omit(3, "concurrencyPolicy", Str),
+    keep(4, "suspend", Bool),
+    msg(5, "jobTemplate", &JOB_TEMPLATE_SPEC),
+    keep(6, "successfulJobsHistoryLimit", I32),
+    keep(7, "failedJobsHistoryLimit", I32),
+    keep(8, "timeZone", Str),
+]}
 
-message!(
-    JOB_TEMPLATE_SPEC,
-    "JobTemplateSpec",
-    [msg(1, "metadata", &OBJECT_META), msg(2, "spec", &JOB_SPEC),]
-);
+message! { JOB_TEMPLATE_SPEC, "JobTemplateSpec", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &JOB_SPEC),
+]}
 
 // autoscaling/v1 and v2 ------------------------------------------------------
 
-message!(
-    HPA_V1,
-    "HorizontalPodAutoscaler",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "spec", &HPA_V1_SPEC),
-        msg(3, "status", &STATUS_NOT_DECODED),
-    ]
-);
+message! { HPA_V1, "HorizontalPodAutoscaler", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &HPA_V1_SPEC),
+    msg(3, "status", &STATUS_NOT_DECODED),
+]}
 
-message!(
-    HPA_V1_SPEC,
-    "HorizontalPodAutoscalerSpec",
-    [
-        msg(1, "scaleTargetRef", &CROSS_VERSION_OBJECT_REFERENCE),
-        keep(2, "minReplicas", I32),
-        keep(3, "maxReplicas", I32),
-        keep(4, "targetCPUUtilizationPercentage", I32),
-    ]
-);
+message! { HPA_V1_SPEC, "HorizontalPodAutoscalerSpec", [
+    msg(1, "scaleTargetRef", &CROSS_VERSION_OBJECT_REFERENCE),
+    keep(2, "minReplicas", I32),
+    keep(3, "maxReplicas", I32),
+    keep(4, "targetCPUUtilizationPercentage", I32),
+]}
 
 // Same layout in autoscaling/v1 and v2.
-message!(
-    CROSS_VERSION_OBJECT_REFERENCE,
-    "CrossVersionObjectReference",
-    [
-        keep(1, "kind", Str),
-        keep(2, "name", Str),
-        omit(3, "apiVersion", Str),
-    ]
-);
+message! { CROSS_VERSION_OBJECT_REFERENCE, "CrossVersionObjectReference", [
+    keep(1, "kind", Str),
+    keep(2, "name", Str),
+    omit(3, "apiVersion", Str),
+]}
 
-message!(
-    SCALE,
-    "Scale",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "spec", &SCALE_SPEC),
-        msg(3, "status", &SCALE_STATUS),
-    ]
-);
+message! { SCALE, "Scale", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &SCALE_SPEC),
+    msg(3, "status", &SCALE_STATUS),
+]}
 
 // Go omits `replicas: 0` here, but the scale handler needs to see it.
-message!(SCALE_SPEC, "ScaleSpec", [keep(1, "replicas", I32)]);
+message! { SCALE_SPEC, "ScaleSpec", [keep(1, "replicas", I32)] }
 
-message!(
-    SCALE_STATUS,
-    "ScaleStatus",
-    [keep(1, "replicas", I32), omit(2, "selector", Str),]
-);
+message! { SCALE_STATUS, "ScaleStatus", [keep(1, "replicas", I32), omit(2, "selector", Str)] }
 
-message!(
-    HPA_V2,
-    "HorizontalPodAutoscaler",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "spec", &HPA_V2_SPEC),
-        msg(3, "status", &STATUS_NOT_DECODED),
-    ]
-);
+message! { HPA_V2, "HorizontalPodAutoscaler", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "spec", &HPA_V2_SPEC),
+    msg(3, "status", &STATUS_NOT_DECODED),
+]}
 
-message!(
-    HPA_V2_SPEC,
-    "HorizontalPodAutoscalerSpec",
-    [
-        msg(1, "scaleTargetRef", &CROSS_VERSION_OBJECT_REFERENCE),
-        keep(2, "minReplicas", I32),
-        keep(3, "maxReplicas", I32),
-        list(4, "metrics", Ty::Msg(&METRIC_SPEC)),
-        msg(5, "behavior", &HPA_BEHAVIOR),
-    ]
-);
+message! { HPA_V2_SPEC, "HorizontalPodAutoscalerSpec", [
+    msg(1, "scaleTargetRef", &CROSS_VERSION_OBJECT_REFERENCE),
+    keep(2, "minReplicas", I32),
+    keep(3, "maxReplicas", I32),
+    list(4, "metrics", Ty::Msg(&METRIC_SPEC)),
+    msg(5, "behavior", &HPA_BEHAVIOR),
+]}
 
-message!(
-    METRIC_SPEC,
-    "MetricSpec",
-    [
-        keep(1, "type", Str),
-        msg(2, "object", &OBJECT_METRIC_SOURCE),
-        msg(3, "pods", &PODS_METRIC_SOURCE),
-        msg(4, "resource", &RESOURCE_METRIC_SOURCE),
-        msg(5, "external", &EXTERNAL_METRIC_SOURCE),
-        msg(7, "containerResource", &CONTAINER_RESOURCE_METRIC_SOURCE),
-    ]
-);
+message! { METRIC_SPEC, "MetricSpec", [
+    keep(1, "type", Str),
+    msg(2, "object", &OBJECT_METRIC_SOURCE),
+    msg(3, "pods", &PODS_METRIC_SOURCE),
+    msg(4, "resource", &RESOURCE_METRIC_SOURCE),
+    msg(5, "external", &EXTERNAL_METRIC_SOURCE),
+    msg(7, "containerResource", &CONTAINER_RESOURCE_METRIC_SOURCE),
+]}
 
-message!(
-    RESOURCE_METRIC_SOURCE,
-    "ResourceMetricSource",
-    [keep(1, "name", Str), msg(2, "target", &METRIC_TARGET),]
-);
+message! { RESOURCE_METRIC_SOURCE, "ResourceMetricSource", [
+    keep(1, "name", Str),
+    msg(2, "target", &METRIC_TARGET),
+]}
 
-message!(
-    CONTAINER_RESOURCE_METRIC_SOURCE,
-    "ContainerResourceMetricSource",
-    [
-        keep(1, "name", Str),
-        msg(2, "target", &METRIC_TARGET),
-        keep(3, "container", Str),
-    ]
-);
+message! { CONTAINER_RESOURCE_METRIC_SOURCE, "ContainerResourceMetricSource", [
+    keep(1, "name", Str),
+    msg(2, "target", &METRIC_TARGET),
+    keep(3, "container", Str),
+]}
 
-message!(
-    PODS_METRIC_SOURCE,
-    "PodsMetricSource",
-    [
-        msg(1, "metric", &METRIC_IDENTIFIER),
-        msg(2, "target", &METRIC_TARGET),
-    ]
-);
+message! { PODS_METRIC_SOURCE, "PodsMetricSource", [
+    msg(1, "metric", &METRIC_IDENTIFIER),
+    msg(2, "target", &METRIC_TARGET),
+]}
 
-message!(
-    OBJECT_METRIC_SOURCE,
-    "ObjectMetricSource",
-    [
-        msg(1, "describedObject", &CROSS_VERSION_OBJECT_REFERENCE),
-        msg(2, "target", &METRIC_TARGET),
-        msg(3, "metric", &METRIC_IDENTIFIER),
-    ]
-);
+message! { OBJECT_METRIC_SOURCE, "ObjectMetricSource", [
+    msg(1, "describedObject", &CROSS_VERSION_OBJECT_REFERENCE),
+    msg(2, "target", &METRIC_TARGET),
+    msg(3, "metric", &METRIC_IDENTIFIER),
+]}
 
-message!(
-    EXTERNAL_METRIC_SOURCE,
-    "ExternalMetricSource",
-    [
-        msg(1, "metric", &METRIC_IDENTIFIER),
-        msg(2, "target", &METRIC_TARGET),
-    ]
-);
+message! { EXTERNAL_METRIC_SOURCE, "ExternalMetricSource", [
+    msg(1, "metric", &METRIC_IDENTIFIER),
+    msg(2, "target", &METRIC_TARGET),
+]}
 
-message!(
-    METRIC_IDENTIFIER,
-    "MetricIdentifier",
-    [keep(1, "name", Str), msg(2, "selector", &LABEL_SELECTOR),]
-);
+message! { METRIC_IDENTIFIER, "MetricIdentifier", [
+    keep(1, "name", Str),
+    msg(2, "selector", &LABEL_SELECTOR),
+]}
 
-message!(
-    METRIC_TARGET,
-    "MetricTarget",
-    [
-        keep(1, "type", Str),
-        keep(2, "value", Quantity),
-        keep(3, "averageValue", Quantity),
-        keep(4, "averageUtilization", I32),
-    ]
-);
+message! { METRIC_TARGET, "MetricTarget", [
+    keep(1, "type", Str),
+    keep(2, "value", Quantity),
+    keep(3, "averageValue", Quantity),
+    keep(4, "averageUtilization", I32),
+]}
 
-message!(
-    HPA_BEHAVIOR,
-    "HorizontalPodAutoscalerBehavior",
-    [
-        msg(1, "scaleUp", &HPA_SCALING_RULES),
-        msg(2, "scaleDown", &HPA_SCALING_RULES),
-    ]
-);
+message! { HPA_BEHAVIOR, "HorizontalPodAutoscalerBehavior", [
+    msg(1, "scaleUp", &HPA_SCALING_RULES),
+    msg(2, "scaleDown", &HPA_SCALING_RULES),
+]}
 
-message!(
-    HPA_SCALING_RULES,
-    "HPAScalingRules",
-    [
-        keep(1, "selectPolicy", Str),
-        list(2, "policies", Ty::Msg(&HPA_SCALING_POLICY)),
-        keep(3, "stabilizationWindowSeconds", I32),
-        keep(4, "tolerance", Quantity),
-    ]
-);
+message! { HPA_SCALING_RULES, "HPAScalingRules", [
+    keep(1, "selectPolicy", Str),
+    list(2, "policies", Ty::Msg(&HPA_SCALING_POLICY)),
+    keep(3, "stabilizationWindowSeconds", I32),
+    keep(4, "tolerance", Quantity),
+]}
 
-message!(
-    HPA_SCALING_POLICY,
-    "HPAScalingPolicy",
-    [
-        keep(1, "type", Str),
-        keep(2, "value", I32),
-        keep(3, "periodSeconds", I32),
-    ]
-);
+message! { HPA_SCALING_POLICY, "HPAScalingPolicy", [
+    keep(1, "type", Str),
+    keep(2, "value", I32),
+    keep(3, "periodSeconds", I32),
+]}
 
 // policy/v1 ------------------------------------------------------------------
 
-message!(
-    EVICTION,
-    "Eviction",
-    [
-        msg(1, "metadata", &OBJECT_META),
-        msg(2, "deleteOptions", &DELETE_OPTIONS),
-    ]
-);
+message! { EVICTION, "Eviction", [
+    msg(1, "metadata", &OBJECT_META),
+    msg(2, "deleteOptions", &DELETE_OPTIONS),
+]}
 
 /// The message type of each (apiVersion, kind) decodable from protobuf.
 static KINDS: &[(&str, &str, &Message)] = &[
@@ -1852,12 +1437,18 @@ static KINDS: &[(&str, &str, &Message)] = &[
     ("v1", "Service", &SERVICE),
     ("v1", "Pod", &POD),
     ("v1", "ResourceQuota", &RESOURCE_QUOTA),
+    ("v1", "LimitRange", &LIMIT_RANGE),
+    ("v1", "ReplicationController", &REPLICATION_CONTROLLER),
+    ("v1", "Endpoints", &ENDPOINTS),
+    ("v1", "Event", &EVENT),
+    ("coordination.k8s.io/v1", "Lease", &LEASE),
     // Clients label DeleteOptions with their own group's version or meta/v1.
     ("v1", "DeleteOptions", &DELETE_OPTIONS),
     ("meta.k8s.io/v1", "DeleteOptions", &DELETE_OPTIONS),
     ("apps/v1", "DeleteOptions", &DELETE_OPTIONS),
     ("batch/v1", "DeleteOptions", &DELETE_OPTIONS),
     ("autoscaling/v2", "DeleteOptions", &DELETE_OPTIONS),
+    ("coordination.k8s.io/v1", "DeleteOptions", &DELETE_OPTIONS),
     ("apps/v1", "Deployment", &DEPLOYMENT),
     ("apps/v1", "ReplicaSet", &REPLICA_SET),
     ("apps/v1", "DaemonSet", &DAEMON_SET),
@@ -2030,13 +1621,7 @@ fn decode_field(
                 push(out, f.json, Value::Object(obj));
             } else {
                 // A repeated singular message merges into the first, as in protobuf.
-                let slot = out
-                    .entry(f.json)
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if !slot.is_object() {
-                    *slot = Value::Object(Map::new());
-                }
-                if let Value::Object(obj) = slot {
+                if let Some(obj) = object_slot(out, f.json) {
                     decode_fields(inner, b, depth + 1, obj).map_err(|e| e.within(f.json))?;
                 }
             }
@@ -2050,13 +1635,7 @@ fn decode_field(
                     defect,
                 }
             })?;
-            let slot = out
-                .entry(f.json)
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !slot.is_object() {
-                *slot = Value::Object(Map::new());
-            }
-            if let Value::Object(obj) = slot {
+            if let Some(obj) = object_slot(out, f.json) {
                 obj.insert(k, v);
             }
             Ok(())
@@ -2086,6 +1665,19 @@ fn decode_field(
             Ok(())
         }
     }
+}
+
+/// The object under `key`, created (or replacing a non-object) if needed;
+/// always `Some`.
+fn object_slot<'m>(
+    out: &'m mut Map<String, Value>,
+    key: &str,
+) -> Option<&'m mut Map<String, Value>> {
+    let slot = out.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    slot.as_object_mut()
 }
 
 fn array_len(out: &Map<String, Value>, key: &str) -> usize {
@@ -2731,6 +2323,19 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
                    "data": {"bin": "aGk=", "empty": "", "novalue": ""},
                    "type": "Opaque", "stringData": {"plain": "text"}, "immutable": false})
+        );
+    }
+
+    #[test]
+    fn lease_micro_times() {
+        let t = [vf(1, 1_714_558_830), vf(2, 123_456_789)].concat();
+        let spec = [sf(1, "node-a"), vf(2, 40), lf(3, &t), lf(4, &[]), vf(5, 0)].concat();
+        let raw = [lf(1, &sf(1, "node-a")), lf(2, &spec)].concat();
+        assert_eq!(
+            decode_as("coordination.k8s.io/v1", "Lease", &raw).unwrap(),
+            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "node-a"},
+                   "spec": {"holderIdentity": "node-a", "leaseDurationSeconds": 40,
+                            "acquireTime": "2024-05-01T10:20:30.123456Z", "leaseTransitions": 0}})
         );
     }
 
