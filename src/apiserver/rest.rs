@@ -904,15 +904,15 @@ impl Api {
     /// Ops that free what an object held (a Service's cluster IP).
     fn release_ops(&self, info: &ResourceInfo, obj: &Value) -> Vec<Op> {
         let mut ops = Vec::new();
-        if info.group.is_empty() && info.kind == "Service" {
-            if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str)
-                && !ip.is_empty()
-                && ip != "None"
-            {
-                let key = format!("{IPALLOC_PREFIX}{ip}");
-                if self.read_stored(&key).is_some() {
-                    ops.push(Op::delete(key, None));
-                }
+        if info.group.is_empty()
+            && info.kind == "Service"
+            && let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str)
+            && !ip.is_empty()
+            && ip != "None"
+        {
+            let key = format!("{IPALLOC_PREFIX}{ip}");
+            if self.read_stored(&key).is_some() {
+                ops.push(Op::delete(key, None));
             }
         }
         ops
@@ -1061,7 +1061,13 @@ impl Api {
 
     /// `POST pods/{name}/binding`: assigns the pod to a node and sets
     /// PodScheduled=True in the same write, as Kubernetes' binding handler does.
-    pub async fn bind(&self, ns: &str, name: &str, binding: &Value, opts: &WriteOptions) -> ApiResult<Value> {
+    pub async fn bind(
+        &self,
+        ns: &str,
+        name: &str,
+        binding: &Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
         let pods = self.resource("", "v1", "pods")?;
         let node = binding
             .pointer("/target/name")
@@ -1073,7 +1079,10 @@ impl Api {
             errs.required("target.name", "");
             return Err(ApiError::invalid(pods.info(), name, &errs));
         }
-        let expect_uid = binding.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_string);
+        let expect_uid = binding
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let info = pods.info();
         let (v, _) = self
             .write_loop(
@@ -1089,7 +1098,10 @@ impl Api {
                     {
                         return Err(ApiError::conflict(info, name, "the pod was replaced"));
                     }
-                    let bound = current.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+                    let bound = current
+                        .pointer("/spec/nodeName")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
                     if !bound.is_empty() {
                         return Err(ApiError::conflict(
                             info,
@@ -1104,8 +1116,14 @@ impl Api {
                     v["spec"]["nodeName"] = json!(node);
                     let cond = json!({"type": "PodScheduled", "status": "True",
                         "lastTransitionTime": Time::now(), "lastProbeTime": null});
-                    let conds = v["status"]["conditions"].as_array().cloned().unwrap_or_default();
-                    let mut conds: Vec<Value> = conds.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+                    let conds = v["status"]["conditions"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    let mut conds: Vec<Value> = conds
+                        .into_iter()
+                        .filter(|c| c["type"] != "PodScheduled")
+                        .collect();
                     conds.insert(0, cond);
                     v["status"]["conditions"] = Value::Array(conds);
                     Ok(v)

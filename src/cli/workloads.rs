@@ -88,7 +88,8 @@ pub async fn deploy(kubeconfig: Option<&Path>, args: DeployArgs) -> Result<()> {
     let (client, default_ns) = client(kubeconfig)?;
     let ns = args.namespace.clone().unwrap_or(default_ns);
     let (name, _) = name_and_tag(&args.file, args.name.as_deref())?;
-    crate::api::validation::dns1123_label(&name).map_err(|e| anyhow!("invalid deployment name {name:?}: {e}; use --name"))?;
+    crate::api::validation::dns1123_label(&name)
+        .map_err(|e| anyhow!("invalid deployment name {name:?}: {e}; use --name"))?;
     let digest = push_file(&client, &args.file, &name, "latest").await?;
     // Pinning the digest makes every new binary a rollout.
     let image = format!("{name}@{digest}");
@@ -107,7 +108,10 @@ pub async fn deploy(kubeconfig: Option<&Path>, args: DeployArgs) -> Result<()> {
                                  "spec": {"containers": [container]}},
                 },
             });
-            client.create(&deploy_path(&ns, None), &d).await.map_err(|e| anyhow!("{e}"))?;
+            client
+                .create(&deploy_path(&ns, None), &d)
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
             eprintln!("deployment.apps/{name} created");
         }
         Err(e) => return Err(anyhow!("{e}")),
@@ -126,7 +130,14 @@ pub async fn deploy(kubeconfig: Option<&Path>, args: DeployArgs) -> Result<()> {
     if args.no_wait {
         return Ok(());
     }
-    wait_rollout(&client, &ns, &name, Duration::from_secs(args.timeout_seconds), true).await?;
+    wait_rollout(
+        &client,
+        &ns,
+        &name,
+        Duration::from_secs(args.timeout_seconds),
+        true,
+    )
+    .await?;
     // Show the pods.
     let pods = client
         .get_table(&format!(
@@ -143,26 +154,47 @@ pub async fn deploy(kubeconfig: Option<&Path>, args: DeployArgs) -> Result<()> {
 /// Why a pod will not become ready, if it is stuck on a known failure.
 fn pod_failure(pod: &Value) -> Option<String> {
     let name = pod["metadata"]["name"].as_str().unwrap_or("");
-    for cs in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+    for cs in pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if let Some(w) = cs["state"].get("waiting") {
             let reason = w["reason"].as_str().unwrap_or("");
             if matches!(
                 reason,
-                "ModuleNotFound" | "CreateContainerError" | "CreateContainerConfigError" | "CrashLoopBackOff" | "ErrImagePull"
+                "ModuleNotFound"
+                    | "CreateContainerError"
+                    | "CreateContainerConfigError"
+                    | "CrashLoopBackOff"
+                    | "ErrImagePull"
             ) {
-                let last = cs["lastState"]["terminated"]["reason"].as_str().unwrap_or("");
+                let last = cs["lastState"]["terminated"]["reason"]
+                    .as_str()
+                    .unwrap_or("");
                 let msg = w["message"].as_str().unwrap_or("");
                 return Some(format!(
                     "pod {name}: {reason}{}{}",
-                    if msg.is_empty() { String::new() } else { format!(": {msg}") },
-                    if last.is_empty() { String::new() } else { format!(" (last exit: {last})") }
+                    if msg.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {msg}")
+                    },
+                    if last.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (last exit: {last})")
+                    }
                 ));
             }
         }
     }
     for c in pod["status"]["conditions"].as_array().into_iter().flatten() {
         if c["type"] == "PodScheduled" && c["status"] == "False" && c["reason"] == "Unschedulable" {
-            return Some(format!("pod {name} cannot be scheduled: {}", c["message"].as_str().unwrap_or("")));
+            return Some(format!(
+                "pod {name} cannot be scheduled: {}",
+                c["message"].as_str().unwrap_or("")
+            ));
         }
     }
     None
@@ -170,7 +202,13 @@ fn pod_failure(pod: &Value) -> Option<String> {
 
 /// Waits until the Deployment's rollout completes, printing progress as
 /// kubectl does; fails with the reason of a failing pod.
-pub async fn wait_rollout(client: &ApiClient, ns: &str, name: &str, timeout: Duration, progress: bool) -> Result<()> {
+pub async fn wait_rollout(
+    client: &ApiClient,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+    progress: bool,
+) -> Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     let bar = if progress {
         let pb = indicatif::ProgressBar::new_spinner();
@@ -181,9 +219,12 @@ pub async fn wait_rollout(client: &ApiClient, ns: &str, name: &str, timeout: Dur
     };
     let mut last_msg = String::new();
     let result = loop {
-        let d = client.get(&deploy_path(ns, Some(name))).await.map_err(|e| anyhow!("{e}"))?;
+        let d = client
+            .get(&deploy_path(ns, Some(name)))
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
         let spec_replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
-        let gen = d["metadata"]["generation"].as_i64().unwrap_or(0);
+        let generation = d["metadata"]["generation"].as_i64().unwrap_or(0);
         let st = &d["status"];
         let observed = st["observedGeneration"].as_i64().unwrap_or(0);
         let updated = st["updatedReplicas"].as_i64().unwrap_or(0);
@@ -195,12 +236,20 @@ pub async fn wait_rollout(client: &ApiClient, ns: &str, name: &str, timeout: Dur
             .flatten()
             .find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
         {
-            break Err(anyhow!("deployment \"{name}\" exceeded its progress deadline: {}", c["message"].as_str().unwrap_or("")));
+            break Err(anyhow!(
+                "deployment \"{name}\" exceeded its progress deadline: {}",
+                c["message"].as_str().unwrap_or("")
+            ));
         }
         // Pod-level progress and failures.
         let sel = d["spec"]["selector"]["matchLabels"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","))
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
             .unwrap_or_default();
         let pods = client
             .list(
@@ -213,8 +262,18 @@ pub async fn wait_rollout(client: &ApiClient, ns: &str, name: &str, timeout: Dur
             .await
             .map_err(|e| anyhow!("{e}"))?;
         let items = pods["items"].as_array().cloned().unwrap_or_default();
-        let scheduled = items.iter().filter(|p| p["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty())).count();
-        let running = items.iter().filter(|p| p["status"]["phase"] == "Running").count();
+        let scheduled = items
+            .iter()
+            .filter(|p| {
+                p["spec"]["nodeName"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty())
+            })
+            .count();
+        let running = items
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count();
         let ready = items
             .iter()
             .filter(|p| {
@@ -237,11 +296,17 @@ pub async fn wait_rollout(client: &ApiClient, ns: &str, name: &str, timeout: Dur
             println!("Waiting for {msg}...");
         }
         last_msg = msg;
-        if observed >= gen && updated == spec_replicas && replicas == spec_replicas && available == spec_replicas {
+        if observed >= generation
+            && updated == spec_replicas
+            && replicas == spec_replicas
+            && available == spec_replicas
+        {
             break Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            break Err(anyhow!("timed out waiting for the rollout of deployment \"{name}\" ({last_msg})"));
+            break Err(anyhow!(
+                "timed out waiting for the rollout of deployment \"{name}\" ({last_msg})"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -277,9 +342,20 @@ pub async fn scale(kubeconfig: Option<&Path>, args: ScaleArgs) -> Result<()> {
     if !i.subresources.contains(&"scale") {
         bail!("{} cannot be scaled", i.qualified());
     }
-    let path = resource_path(i.group, i.version, i.plural, Some(&ns), Some(&name), Some("scale"));
+    let path = resource_path(
+        i.group,
+        i.version,
+        i.plural,
+        Some(&ns),
+        Some(&name),
+        Some("scale"),
+    );
     client
-        .patch(&path, PatchType::Merge, &json!({"spec": {"replicas": args.replicas}}))
+        .patch(
+            &path,
+            PatchType::Merge,
+            &json!({"spec": {"replicas": args.replicas}}),
+        )
         .await
         .map_err(|e| anyhow!("{e}"))?;
     println!("{} scaled", super::print::type_name(i.kind, i.group, &name));
@@ -318,7 +394,7 @@ pub struct UndoArgs {
 
 fn deployment_name(target: &str) -> Result<String> {
     match target.split_once('/') {
-        Some((t, n)) if matches!(t, "deployment" | "deployments" | "deploy" | "deployment.apps") => Ok(n.to_string()),
+        Some(("deployment" | "deployments" | "deploy" | "deployment.apps", n)) => Ok(n.to_string()),
         Some((t, _)) => bail!("rollout works on deployments, not {t:?}"),
         None => Ok(target.to_string()),
     }
@@ -326,10 +402,16 @@ fn deployment_name(target: &str) -> Result<String> {
 
 /// The ReplicaSets a Deployment owns, with their revisions, oldest first.
 async fn revisions(client: &ApiClient, ns: &str, name: &str) -> Result<(Value, Vec<(i64, Value)>)> {
-    let d = client.get(&deploy_path(ns, Some(name))).await.map_err(|e| anyhow!("{e}"))?;
+    let d = client
+        .get(&deploy_path(ns, Some(name)))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
     let uid = d["metadata"]["uid"].as_str().unwrap_or("").to_string();
     let rss = client
-        .list(&resource_path("apps", "v1", "replicasets", Some(ns), None, None), &ListParams::default())
+        .list(
+            &resource_path("apps", "v1", "replicasets", Some(ns), None, None),
+            &ListParams::default(),
+        )
         .await
         .map_err(|e| anyhow!("{e}"))?;
     let mut out: Vec<(i64, Value)> = rss["items"]
@@ -400,7 +482,9 @@ pub async fn rollout(kubeconfig: Option<&Path>, cmd: RolloutCmd) -> Result<()> {
                 l.remove("pod-template-hash");
             }
             if d["spec"]["paused"] == true {
-                bail!("you cannot rollback a paused deployment; resume it first with 'wasmk rollout resume deployment/{name}' and try again");
+                bail!(
+                    "you cannot rollback a paused deployment; resume it first with 'wasmk rollout resume deployment/{name}' and try again"
+                );
             }
             client
                 .patch(
@@ -418,7 +502,12 @@ pub async fn rollout(kubeconfig: Option<&Path>, cmd: RolloutCmd) -> Result<()> {
     }
 }
 
-async fn set_paused(client: &ApiClient, default_ns: &str, t: RolloutTarget, paused: bool) -> Result<()> {
+async fn set_paused(
+    client: &ApiClient,
+    default_ns: &str,
+    t: RolloutTarget,
+    paused: bool,
+) -> Result<()> {
     let ns = t.namespace.unwrap_or_else(|| default_ns.to_string());
     let name = deployment_name(&t.target)?;
     let patch = json!({"spec": {"paused": if paused { json!(true) } else { Value::Null }}});
@@ -426,7 +515,10 @@ async fn set_paused(client: &ApiClient, default_ns: &str, t: RolloutTarget, paus
         .patch(&deploy_path(&ns, Some(&name)), PatchType::Merge, &patch)
         .await
         .map_err(|e| anyhow!("{e}"))?;
-    println!("deployment.apps/{name} {}", if paused { "paused" } else { "resumed" });
+    println!(
+        "deployment.apps/{name} {}",
+        if paused { "paused" } else { "resumed" }
+    );
     Ok(())
 }
 
@@ -463,7 +555,11 @@ async fn set_unschedulable(client: &ApiClient, node: &str, on: bool) -> Result<(
 pub async fn cordon(kubeconfig: Option<&Path>, args: NodeArgs, on: bool) -> Result<()> {
     let (client, _) = client(kubeconfig)?;
     set_unschedulable(&client, &args.node, on).await?;
-    println!("node/{} {}", args.node, if on { "cordoned" } else { "uncordoned" });
+    println!(
+        "node/{} {}",
+        args.node,
+        if on { "cordoned" } else { "uncordoned" }
+    );
     Ok(())
 }
 
@@ -483,7 +579,10 @@ pub async fn drain(kubeconfig: Option<&Path>, args: DrainArgs) -> Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
     let mut evicted: BTreeMap<String, String> = BTreeMap::new();
     for p in pods["items"].as_array().into_iter().flatten() {
-        let ns = p["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+        let ns = p["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
         let owner = p["metadata"]["ownerReferences"]
             .as_array()
@@ -494,13 +593,20 @@ pub async fn drain(kubeconfig: Option<&Path>, args: DrainArgs) -> Result<()> {
             .map(str::to_string);
         match owner.as_deref() {
             Some("DaemonSet") if args.ignore_daemonsets => continue,
-            Some("DaemonSet") => bail!("cannot delete DaemonSet-managed pod {ns}/{name} (use --ignore-daemonsets)"),
-            None if !args.force => bail!("cannot delete pod {ns}/{name}: not managed by a controller (use --force)"),
+            Some("DaemonSet") => {
+                bail!("cannot delete DaemonSet-managed pod {ns}/{name} (use --ignore-daemonsets)")
+            }
+            None if !args.force => {
+                bail!("cannot delete pod {ns}/{name}: not managed by a controller (use --force)")
+            }
             _ => {}
         }
         let body = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": ns}});
         client
-            .create(&resource_path("", "v1", "pods", Some(&ns), Some(&name), Some("eviction")), &body)
+            .create(
+                &resource_path("", "v1", "pods", Some(&ns), Some(&name), Some("eviction")),
+                &body,
+            )
             .await
             .map_err(|e| anyhow!("{e}"))?;
         println!("evicting pod {ns}/{name}");
@@ -510,12 +616,17 @@ pub async fn drain(kubeconfig: Option<&Path>, args: DrainArgs) -> Result<()> {
     for key in evicted.keys() {
         let (ns, name) = key.split_once('/').context("key")?;
         loop {
-            match client.get(&resource_path("", "v1", "pods", Some(ns), Some(name), None)).await {
+            match client
+                .get(&resource_path("", "v1", "pods", Some(ns), Some(name), None))
+                .await
+            {
                 Err(e) if e.is_not_found() => {
                     println!("pod/{name} evicted");
                     break;
                 }
-                _ if tokio::time::Instant::now() > deadline => bail!("timed out waiting for pod {key} to be evicted"),
+                _ if tokio::time::Instant::now() > deadline => {
+                    bail!("timed out waiting for pod {key} to be evicted")
+                }
                 _ => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
