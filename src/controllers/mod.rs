@@ -33,7 +33,7 @@
 
 // pub mod cronjob;
 // pub mod daemonset;
-// pub mod deployment;
+pub mod deployment;
 pub mod events;
 pub mod expectations;
 // pub mod gc;
@@ -43,8 +43,8 @@ pub mod plan;
 pub mod pods;
 pub mod replicaset;
 
-// #[cfg(test)]
-// mod sim;
+#[cfg(test)]
+mod sim;
 
 pub use expectations::Expectations;
 pub use plan::{
