@@ -32,12 +32,12 @@
 //!   finalization).
 
 // pub mod cronjob;
-// pub mod daemonset;
+pub mod daemonset;
 pub mod deployment;
 pub mod events;
 pub mod expectations;
 // pub mod gc;
-// pub mod job;
+pub mod job;
 // pub mod namespace;
 pub mod plan;
 pub mod pods;

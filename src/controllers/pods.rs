@@ -30,7 +30,7 @@ pub const NAME_SUFFIX_LEN: usize = 5;
 
 /// Longest prefix kept before a generated suffix, so that the name stays a
 /// 63-character label (`maxGeneratedNameLength`).
-const MAX_GENERATED_PREFIX: usize = 63 - NAME_SUFFIX_LEN;
+pub const MAX_GENERATED_PREFIX_LEN: usize = 63 - NAME_SUFFIX_LEN;
 
 /// `Time` of `now` with the second precision the API stores.
 pub fn time(now: DateTime<Utc>) -> Time {
@@ -289,8 +289,8 @@ pub fn slow_start_batches(n: usize) -> Vec<usize> {
 /// truncated so that prefix and suffix fit a 63-character name.
 pub fn name_prefix(owner: &str) -> String {
     let mut prefix = format!("{owner}-");
-    if prefix.len() > MAX_GENERATED_PREFIX {
-        let mut cut = MAX_GENERATED_PREFIX;
+    if prefix.len() > MAX_GENERATED_PREFIX_LEN {
+        let mut cut = MAX_GENERATED_PREFIX_LEN;
         while !prefix.is_char_boundary(cut) {
             cut -= 1;
         }

@@ -68,7 +68,17 @@ fn update_main(old: &Object, new: &Object) -> Option<Object> {
             }
         };
     }
-    upd!(Pod, ReplicaSet, ReplicationController, Deployment, DaemonSet, ControllerRevision, Job, CronJob, Namespace)
+    upd!(
+        Pod,
+        ReplicaSet,
+        ReplicationController,
+        Deployment,
+        DaemonSet,
+        ControllerRevision,
+        Job,
+        CronJob,
+        Namespace
+    )
 }
 
 /// `old` with the status of `new` (PUT of `/status`).
@@ -85,7 +95,17 @@ fn update_status(old: &Object, new: &Object) -> Option<Object> {
             }
         };
     }
-    upd!(Pod, ReplicaSet, ReplicationController, Deployment, DaemonSet, ControllerRevision, Job, CronJob, Namespace)
+    upd!(
+        Pod,
+        ReplicaSet,
+        ReplicationController,
+        Deployment,
+        DaemonSet,
+        ControllerRevision,
+        Job,
+        CronJob,
+        Namespace
+    )
 }
 
 fn spec_changed(old: &Object, new: &Object) -> bool {
@@ -97,7 +117,17 @@ fn spec_changed(old: &Object, new: &Object) -> bool {
             }
         };
     }
-    chg!(Pod, ReplicaSet, ReplicationController, Deployment, DaemonSet, ControllerRevision, Job, CronJob, Namespace)
+    chg!(
+        Pod,
+        ReplicaSet,
+        ReplicationController,
+        Deployment,
+        DaemonSet,
+        ControllerRevision,
+        Job,
+        CronJob,
+        Namespace
+    )
 }
 
 fn set_defaults(o: &mut Object) {
@@ -115,6 +145,8 @@ pub(crate) struct World {
     pub expectations: BTreeMap<String, Expectations>,
     /// The last failed call's message per subject uid.
     pub last_error: BTreeMap<String, String>,
+    /// Failed-pod backoff per DaemonSet uid.
+    pub ds_backoff: BTreeMap<String, super::daemonset::FailedPodBackoff>,
     /// Creates of objects of these kinds fail (quota, admission).
     pub fail_creates_of: Vec<&'static str>,
     pub rng: StdRng,
@@ -131,6 +163,7 @@ impl World {
             events: Vec::new(),
             expectations: BTreeMap::new(),
             last_error: BTreeMap::new(),
+            ds_backoff: BTreeMap::new(),
             fail_creates_of: Vec::new(),
             rng: StdRng::seed_from_u64(42),
             next_uid: 0,
@@ -176,9 +209,9 @@ impl World {
     }
 
     fn find(&self, kind: &str, ns: &str, name: &str) -> Option<usize> {
-        self.objects.iter().position(|o| {
-            o.kind() == kind && o.meta().namespace == ns && o.meta().name == name
-        })
+        self.objects
+            .iter()
+            .position(|o| o.kind() == kind && o.meta().namespace == ns && o.meta().name == name)
     }
 
     fn find_ref(&self, r: &ObjectRef) -> Result<usize, String> {
@@ -191,11 +224,19 @@ impl World {
         Ok(i)
     }
 
-    fn check_rv(&self, i: usize, rv: &str, chained: &BTreeMap<String, String>) -> Result<(), String> {
+    fn check_rv(
+        &self,
+        i: usize,
+        rv: &str,
+        chained: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
         let m = self.objects[i].meta();
         let want = chained.get(&m.uid).map(String::as_str).unwrap_or(rv);
         if !want.is_empty() && want != m.resource_version {
-            return Err(format!("conflict on {}: {want} != {}", m.name, m.resource_version));
+            return Err(format!(
+                "conflict on {}: {want} != {}",
+                m.name, m.resource_version
+            ));
         }
         Ok(())
     }
@@ -239,15 +280,21 @@ impl World {
                             match a {
                                 Action::CreatePods(b) => {
                                     for p in &b.pods {
-                                        if self.find("Pod", &p.metadata.namespace, &p.metadata.name).is_none() {
+                                        if self
+                                            .find("Pod", &p.metadata.namespace, &p.metadata.name)
+                                            .is_none()
+                                        {
                                             exp.creation_failed(&p.metadata.name);
                                         }
                                     }
                                 }
-                                Action::Delete { target, .. } if target.kind == "Pod" => {
-                                    if self.find_ref(target).is_ok_and(|i| self.objects[i].meta().deletion_timestamp.is_none()) {
-                                        exp.deletion_failed(&target.uid);
-                                    }
+                                Action::Delete { target, .. }
+                                    if target.kind == "Pod"
+                                        && self.find_ref(target).is_ok_and(|i| {
+                                            self.objects[i].meta().deletion_timestamp.is_none()
+                                        }) =>
+                                {
+                                    exp.deletion_failed(&target.uid);
                                 }
                                 _ => {}
                             }
@@ -272,7 +319,11 @@ impl World {
         result
     }
 
-    fn apply_action(&mut self, action: &Action, chained: &mut BTreeMap<String, String>) -> Result<(), String> {
+    fn apply_action(
+        &mut self,
+        action: &Action,
+        chained: &mut BTreeMap<String, String>,
+    ) -> Result<(), String> {
         match action {
             Action::Create { object, .. } => self.create(object.clone()).map(|_| ()),
             Action::CreatePods(batch) => {
@@ -334,8 +385,13 @@ impl World {
                 if m.uid != preconditions.uid {
                     return Err(format!("{}: uid precondition failed", target.key()));
                 }
-                if !preconditions.resource_version.is_empty() && m.resource_version != preconditions.resource_version {
-                    return Err(format!("{}: resourceVersion precondition failed", target.key()));
+                if !preconditions.resource_version.is_empty()
+                    && m.resource_version != preconditions.resource_version
+                {
+                    return Err(format!(
+                        "{}: resourceVersion precondition failed",
+                        target.key()
+                    ));
                 }
                 if m.deletion_timestamp.is_none() {
                     let fin = match propagation.map(|p| p.as_str()) {
@@ -453,7 +509,13 @@ impl World {
 
     /// Replaces an object's stored copy through `f` (a user's edit): the
     /// generation moves when the spec changed.
-    pub fn edit<T>(&mut self, kind: &str, ns: &str, name: &str, f: impl FnOnce(&mut T)) -> Result<(), String>
+    pub fn edit<T>(
+        &mut self,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut T),
+    ) -> Result<(), String>
     where
         T: Clone,
         Object: From<T>,
@@ -506,9 +568,19 @@ impl World {
             if let Object::Pod(p) = o
                 && p.metadata.name == name
             {
-                p.status.phase = if exit_code == 0 { "Succeeded" } else { "Failed" }.into();
+                p.status.phase = if exit_code == 0 {
+                    "Succeeded"
+                } else {
+                    "Failed"
+                }
+                .into();
                 p.status.conditions.clear();
-                let container = p.spec.containers.first().map(|c| c.name.clone()).unwrap_or_default();
+                let container = p
+                    .spec
+                    .containers
+                    .first()
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default();
                 p.status.container_statuses = vec![ContainerStatus {
                     name: container,
                     state: ContainerState {
@@ -579,10 +651,50 @@ impl World {
                 last_error: err.as_deref(),
                 now: self.now,
             };
-            let mut rng = StdRng::seed_from_u64(self.next_uid);
-            let plan = super::replicaset::plan(super::replicaset::Target::ReplicaSet(&rs), &observed, &mut rng);
+            let plan = super::replicaset::plan(
+                super::replicaset::Target::ReplicaSet(&rs),
+                &observed,
+                &mut self.rng,
+            );
             let _ = self.apply(&plan);
         }
+    }
+
+    /// Plans and applies the DaemonSet `name` once.
+    pub fn sync_daemon_set(&mut self, name: &str) -> Option<Plan> {
+        let ds = self.daemon_set(name)?;
+        let pods = self.pods();
+        let revisions = self.controller_revisions();
+        let key = ds.metadata.uid.clone();
+        let exp = self.expectations.get(&key).cloned();
+        let backoff = self.ds_backoff.get(&key).cloned().unwrap_or_default();
+        let observed = super::daemonset::Observed {
+            nodes: &self.nodes,
+            pods: &pods,
+            revisions: &revisions,
+            expectations: exp.as_ref(),
+            backoff: &backoff,
+            now: self.now,
+        };
+        let out = super::daemonset::plan(&ds, &observed, &mut self.rng);
+        self.ds_backoff.insert(key, out.backoff);
+        let _ = self.apply(&out.plan);
+        Some(out.plan)
+    }
+
+    /// Plans and applies the Job `name` once.
+    pub fn sync_job(&mut self, name: &str) -> Option<Plan> {
+        let job = self.job(name)?;
+        let pods = self.pods();
+        let exp = self.expectations.get(&job.metadata.uid).cloned();
+        let observed = super::job::Observed {
+            pods: &pods,
+            expectations: exp.as_ref(),
+            now: self.now,
+        };
+        let plan = super::job::plan(&job, &observed, &mut self.rng);
+        let _ = self.apply(&plan);
+        Some(plan)
     }
 
     /// Plans and applies the Deployment `name` once.
@@ -615,7 +727,17 @@ macro_rules! try_into_ref {
     };
 }
 
-try_into_ref!(Pod, ReplicaSet, ReplicationController, Deployment, DaemonSet, ControllerRevision, Job, CronJob, Namespace);
+try_into_ref!(
+    Pod,
+    ReplicaSet,
+    ReplicationController,
+    Deployment,
+    DaemonSet,
+    ControllerRevision,
+    Job,
+    CronJob,
+    Namespace
+);
 
 /// `kubectl rollout status` for a Deployment (apps/v1): the line it prints
 /// and whether it is done, or the error it exits with.
@@ -623,14 +745,19 @@ pub(crate) fn rollout_status(d: &Deployment) -> Result<(String, bool), String> {
     let name = &d.metadata.name;
     let st = &d.status;
     if d.metadata.generation > st.observed_generation {
-        return Ok(("Waiting for deployment spec update to be observed...".into(), false));
+        return Ok((
+            "Waiting for deployment spec update to be observed...".into(),
+            false,
+        ));
     }
     if st
         .conditions
         .iter()
         .any(|c| c.type_ == "Progressing" && c.reason == "ProgressDeadlineExceeded")
     {
-        return Err(format!("deployment {name:?} exceeded its progress deadline"));
+        return Err(format!(
+            "deployment {name:?} exceeded its progress deadline"
+        ));
     }
     let replicas = d.replicas();
     if st.updated_replicas < replicas {

@@ -42,10 +42,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::api::ObjectMeta;
 use crate::api::apps::{Deployment, DeploymentStatus, RECREATE, ReplicaSet, ReplicaSetSpec};
 use crate::api::core::Pod;
 use crate::api::selector::LabelSelectorExpr;
-use crate::api::{LabelSelector, ObjectMeta};
 
 use super::events::{EventSpec, scaling_replica_set};
 use super::plan::{Action, MetadataPatch, ObjectRef, Plan, Propagation};
@@ -136,9 +136,8 @@ pub fn plan(d: &Deployment, observed: &Observed) -> Plan {
         s.sync_status_only();
     } else {
         s.check_paused_conditions();
-        if d.spec.paused {
-            s.sync();
-        } else if s.is_scaling_event() {
+        // Paused Deployments and scaling events only resize.
+        if d.spec.paused || s.is_scaling_event() {
             s.sync();
         } else if d.spec.strategy.type_ == RECREATE {
             s.rollout_recreate();
@@ -220,7 +219,14 @@ impl<'a> Sync<'a> {
     }
 
     fn set_revision(&mut self, revision: &str) {
-        if self.d.metadata.annotations.get(REVISION_ANNOTATION).map(String::as_str) != Some(revision) {
+        if self
+            .d
+            .metadata
+            .annotations
+            .get(REVISION_ANNOTATION)
+            .map(String::as_str)
+            != Some(revision)
+        {
             self.d
                 .metadata
                 .annotations
@@ -235,7 +241,11 @@ impl<'a> Sync<'a> {
     fn new_rs(&mut self, create: bool) -> Option<usize> {
         let new = self.find_new();
         let olds = self.olds(new);
-        let max_old = olds.iter().map(|&i| revision(&self.rss[i])).max().unwrap_or(0);
+        let max_old = olds
+            .iter()
+            .map(|&i| revision(&self.rss[i]))
+            .max()
+            .unwrap_or(0);
         let new_revision = max_old + 1;
         if let Some(i) = new {
             let mut copy = self.rss[i].clone();
@@ -257,7 +267,9 @@ impl<'a> Sync<'a> {
                 .cloned()
                 .unwrap_or_default();
             self.set_revision(&rev);
-            if has_progress_deadline(&self.d) && get_condition(&self.d.status, PROGRESSING).is_none() {
+            if has_progress_deadline(&self.d)
+                && get_condition(&self.d.status, PROGRESSING).is_none()
+            {
                 let msg = format!("Found new replica set {:?}", copy.metadata.name);
                 set_condition(
                     &mut self.d.status,
@@ -272,7 +284,7 @@ impl<'a> Sync<'a> {
         let hash = compute_hash(&self.d.spec.template, self.d.status.collision_count);
         let name = format!("{}-{hash}", self.d.metadata.name);
         let template = new_rs_template(&self.d, &hash);
-        let mut selector = self.d.spec.selector.clone().unwrap_or_else(LabelSelector::default);
+        let mut selector = self.d.spec.selector.clone().unwrap_or_default();
         selector.match_labels = with_hash(&selector.match_labels, &hash);
         let mut rs = ReplicaSet {
             metadata: ObjectMeta {
@@ -306,7 +318,8 @@ impl<'a> Sync<'a> {
                 return None;
             }
         }
-        let event = (count > 0).then(|| scaling_replica_set(&self.subject, &name, 0, clamp32(count)));
+        let event =
+            (count > 0).then(|| scaling_replica_set(&self.subject, &name, 0, clamp32(count)));
         self.actions.push(Action::Create {
             object: rs.clone().into(),
             event,
@@ -353,7 +366,12 @@ impl<'a> Sync<'a> {
         copy.spec.replicas = Some(clamp32(size));
         set_replicas_annotations(&mut copy, desired, max);
         let event = resize.then(|| {
-            scaling_replica_set(&self.subject, &copy.metadata.name, clamp32(old), clamp32(size))
+            scaling_replica_set(
+                &self.subject,
+                &copy.metadata.name,
+                clamp32(old),
+                clamp32(size),
+            )
         });
         self.rss[i] = copy.clone();
         self.actions.push(Action::Update {
@@ -488,7 +506,12 @@ impl<'a> Sync<'a> {
     /// `cleanupDeployment`: deletes the oldest empty ReplicaSets beyond
     /// `revisionHistoryLimit`.
     fn cleanup(&mut self, olds: &[usize]) {
-        let Some(limit) = self.d.spec.revision_history_limit.filter(|l| *l != i32::MAX) else {
+        let Some(limit) = self
+            .d
+            .spec
+            .revision_history_limit
+            .filter(|l| *l != i32::MAX)
+        else {
             return;
         };
         let mut cleanable: Vec<usize> = olds
@@ -718,7 +741,9 @@ impl<'a> Sync<'a> {
         }
         let current = get_condition(&self.d.status, PROGRESSING).cloned();
         let complete_before = st.replicas == st.updated_replicas
-            && current.as_ref().is_some_and(|c| c.reason == NEW_REPLICA_SET_AVAILABLE);
+            && current
+                .as_ref()
+                .is_some_and(|c| c.reason == NEW_REPLICA_SET_AVAILABLE);
         let about = |what: &str| match new {
             Some(i) => format!("ReplicaSet {:?} {what}", self.rss[i].metadata.name),
             None => format!("Deployment {:?} {what}", self.d.metadata.name),
@@ -728,7 +753,13 @@ impl<'a> Sync<'a> {
                 let msg = about("has successfully progressed.");
                 set_condition(
                     &mut st,
-                    condition(PROGRESSING, "True", NEW_REPLICA_SET_AVAILABLE, msg, self.now),
+                    condition(
+                        PROGRESSING,
+                        "True",
+                        NEW_REPLICA_SET_AVAILABLE,
+                        msg,
+                        self.now,
+                    ),
                 );
             } else if deployment_progressing(&self.d, &st) {
                 let msg = about("is progressing.");
@@ -745,7 +776,13 @@ impl<'a> Sync<'a> {
                 let msg = about("has timed out progressing.");
                 set_condition(
                     &mut st,
-                    condition(PROGRESSING, "False", PROGRESS_DEADLINE_EXCEEDED, msg, self.now),
+                    condition(
+                        PROGRESSING,
+                        "False",
+                        PROGRESS_DEADLINE_EXCEEDED,
+                        msg,
+                        self.now,
+                    ),
                 );
             }
         }
@@ -787,9 +824,21 @@ impl<'a> Sync<'a> {
         }
         let paused_recorded = reason.as_deref() == Some(DEPLOYMENT_PAUSED);
         let c = if self.d.spec.paused && !paused_recorded {
-            condition(PROGRESSING, "Unknown", DEPLOYMENT_PAUSED, "Deployment is paused".into(), self.now)
+            condition(
+                PROGRESSING,
+                "Unknown",
+                DEPLOYMENT_PAUSED,
+                "Deployment is paused".into(),
+                self.now,
+            )
         } else if !self.d.spec.paused && paused_recorded {
-            condition(PROGRESSING, "Unknown", DEPLOYMENT_RESUMED, "Deployment is resumed".into(), self.now)
+            condition(
+                PROGRESSING,
+                "Unknown",
+                DEPLOYMENT_RESUMED,
+                "Deployment is resumed".into(),
+                self.now,
+            )
         } else {
             return;
         };
@@ -810,7 +859,9 @@ impl<'a> Sync<'a> {
         {
             return None;
         }
-        let deadline = chrono::Duration::seconds(i64::from(self.d.spec.progress_deadline_seconds.unwrap_or(0)));
+        let deadline = chrono::Duration::seconds(i64::from(
+            self.d.spec.progress_deadline_seconds.unwrap_or(0),
+        ));
         let after = c.last_update_time?.0 + deadline - self.now;
         // One more second so that the deadline has surely passed.
         let after = (after + chrono::Duration::seconds(1)).max(chrono::Duration::seconds(1));
@@ -821,7 +872,12 @@ impl<'a> Sync<'a> {
         plan.actions.extend(self.actions.iter().cloned());
         if self.revision_changed {
             let mut patch = MetadataPatch::guarded(&self.original.metadata);
-            let rev = self.d.metadata.annotations.get(REVISION_ANNOTATION).cloned();
+            let rev = self
+                .d
+                .metadata
+                .annotations
+                .get(REVISION_ANNOTATION)
+                .cloned();
             patch.annotations.insert(REVISION_ANNOTATION.into(), rev);
             plan.actions.push(Action::Patch {
                 target: self.subject.clone(),

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::util::*;
 use super::*;
+use crate::api::LabelSelector;
 use crate::api::apps::WorkloadCondition;
 use crate::api::core::Pod;
 use crate::controllers::plan::Object;
@@ -86,9 +87,19 @@ fn round(w: &mut World, start: bool, limits: Option<Limits>) {
     w.sync_replica_sets();
     if let Some(l) = limits {
         let live = live_pods(w).len();
-        assert!(live <= l.max_pods, "{live} pods > {} at {:?}", l.max_pods, sets(w));
+        assert!(
+            live <= l.max_pods,
+            "{live} pods > {} at {:?}",
+            l.max_pods,
+            sets(w)
+        );
         let ready = ready_pods(w);
-        assert!(ready >= l.min_ready, "{ready} ready < {} at {:?}", l.min_ready, sets(w));
+        assert!(
+            ready >= l.min_ready,
+            "{ready} ready < {} at {:?}",
+            l.min_ready,
+            sets(w)
+        );
     }
     w.terminate_pods();
     w.collect_orphans();
@@ -131,7 +142,8 @@ fn condition_of<'a>(d: &'a Deployment, t: &str) -> Option<(&'a str, &'a str, &'a
 #[test]
 fn first_sync_creates_the_new_replica_set() {
     let mut w = World::new();
-    w.create(web(3, rolling(json!("25%"), json!("25%")))).unwrap();
+    w.create(web(3, rolling(json!("25%"), json!("25%"))))
+        .unwrap();
     let plan = w.sync_deployment("web").unwrap();
     let Some(Action::Create {
         object: Object::ReplicaSet(rs),
@@ -143,14 +155,39 @@ fn first_sync_creates_the_new_replica_set() {
     let hash = rs.metadata.labels.get(POD_TEMPLATE_HASH_LABEL).unwrap();
     assert_eq!(rs.metadata.name, format!("web-{hash}"));
     assert_eq!(rs.replicas(), 3);
-    assert_eq!(rs.spec.selector.as_ref().unwrap().match_labels.get(POD_TEMPLATE_HASH_LABEL), Some(hash));
-    assert_eq!(rs.spec.template.metadata.labels.get("app").map(String::as_str), Some("web"));
+    assert_eq!(
+        rs.spec
+            .selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .get(POD_TEMPLATE_HASH_LABEL),
+        Some(hash)
+    );
+    assert_eq!(
+        rs.spec
+            .template
+            .metadata
+            .labels
+            .get("app")
+            .map(String::as_str),
+        Some("web")
+    );
     let a = &rs.metadata.annotations;
     assert_eq!(a.get(REVISION_ANNOTATION).map(String::as_str), Some("1"));
-    assert_eq!(a.get(DESIRED_REPLICAS_ANNOTATION).map(String::as_str), Some("3"));
-    assert_eq!(a.get(MAX_REPLICAS_ANNOTATION).map(String::as_str), Some("4"));
+    assert_eq!(
+        a.get(DESIRED_REPLICAS_ANNOTATION).map(String::as_str),
+        Some("3")
+    );
+    assert_eq!(
+        a.get(MAX_REPLICAS_ANNOTATION).map(String::as_str),
+        Some("4")
+    );
     let r = &rs.metadata.owner_references[0];
-    assert_eq!((r.kind.as_str(), r.controller, r.block_owner_deletion), ("Deployment", Some(true), Some(true)));
+    assert_eq!(
+        (r.kind.as_str(), r.controller, r.block_owner_deletion),
+        ("Deployment", Some(true), Some(true))
+    );
     assert_eq!(
         event.as_ref().unwrap().message,
         format!("Scaled up replica set web-{hash} from 0 to 3")
@@ -159,14 +196,28 @@ fn first_sync_creates_the_new_replica_set() {
     assert!(matches!(&plan.actions[1], Action::Patch { patch, .. }
         if patch.annotations.get(REVISION_ANNOTATION) == Some(&Some("1".into()))));
     let d = w.deployment("web").unwrap();
-    assert_eq!(d.metadata.annotations.get(REVISION_ANNOTATION).map(String::as_str), Some("1"));
+    assert_eq!(
+        d.metadata
+            .annotations
+            .get(REVISION_ANNOTATION)
+            .map(String::as_str),
+        Some("1")
+    );
     assert_eq!(
         condition_of(&d, PROGRESSING),
-        Some(("True", NEW_REPLICA_SET_CREATED, format!("Created new replica set \"web-{hash}\"").as_str()))
+        Some((
+            "True",
+            NEW_REPLICA_SET_CREATED,
+            format!("Created new replica set \"web-{hash}\"").as_str()
+        ))
     );
     assert_eq!(
         condition_of(&d, AVAILABLE),
-        Some(("False", MINIMUM_REPLICAS_UNAVAILABLE, "Deployment does not have minimum availability."))
+        Some((
+            "False",
+            MINIMUM_REPLICAS_UNAVAILABLE,
+            "Deployment does not have minimum availability."
+        ))
     );
 }
 
@@ -175,25 +226,52 @@ fn initial_rollout_reports_like_kubectl_expects() {
     let mut w = World::new();
     w.create(web(3, rolling(json!(1), json!(0)))).unwrap();
     let lines = converge(&mut w, None);
-    assert_eq!(lines.last().unwrap(), "deployment \"web\" successfully rolled out");
+    assert_eq!(
+        lines.last().unwrap(),
+        "deployment \"web\" successfully rolled out"
+    );
     let d = w.deployment("web").unwrap();
     let st = &d.status;
     assert_eq!(
-        (st.replicas, st.updated_replicas, st.ready_replicas, st.available_replicas, st.unavailable_replicas),
+        (
+            st.replicas,
+            st.updated_replicas,
+            st.ready_replicas,
+            st.available_replicas,
+            st.unavailable_replicas
+        ),
         (3, 3, 3, 3, 0)
     );
     assert_eq!(st.observed_generation, d.metadata.generation);
     let rs = &w.replica_sets()[0];
     assert_eq!(
         condition_of(&d, PROGRESSING),
-        Some(("True", NEW_REPLICA_SET_AVAILABLE, format!("ReplicaSet \"{}\" has successfully progressed.", rs.metadata.name).as_str()))
+        Some((
+            "True",
+            NEW_REPLICA_SET_AVAILABLE,
+            format!(
+                "ReplicaSet \"{}\" has successfully progressed.",
+                rs.metadata.name
+            )
+            .as_str()
+        ))
     );
     assert_eq!(
         condition_of(&d, AVAILABLE),
-        Some(("True", MINIMUM_REPLICAS_AVAILABLE, "Deployment has minimum availability."))
+        Some((
+            "True",
+            MINIMUM_REPLICAS_AVAILABLE,
+            "Deployment has minimum availability."
+        ))
     );
     assert!(w.events.iter().any(|e| e.reason == "ScalingReplicaSet"));
-    assert_eq!(w.events.iter().filter(|e| e.reason == "SuccessfulCreate").count(), 3);
+    assert_eq!(
+        w.events
+            .iter()
+            .filter(|e| e.reason == "SuccessfulCreate")
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -214,7 +292,11 @@ fn rolling_updates_respect_surge_and_unavailability() {
         let label = format!("{replicas} {surge} {unavailable}");
         let mut w = started(web(replicas, rolling(surge, unavailable)));
         let d = w.deployment("web").unwrap();
-        assert_eq!((max_surge(&d), max_unavailable(&d)), (want_surge, want_unavailable), "{label}");
+        assert_eq!(
+            (max_surge(&d), max_unavailable(&d)),
+            (want_surge, want_unavailable),
+            "{label}"
+        );
         let n = usize::try_from(replicas).unwrap();
         let limits = Limits {
             max_pods: n + usize::try_from(want_surge).unwrap(),
@@ -222,15 +304,46 @@ fn rolling_updates_respect_surge_and_unavailability() {
         };
         set_image(&mut w, "hello:v2");
         let lines = converge(&mut w, Some(limits));
-        assert_eq!(lines.last().unwrap(), "deployment \"web\" successfully rolled out", "{label}");
+        assert_eq!(
+            lines.last().unwrap(),
+            "deployment \"web\" successfully rolled out",
+            "{label}"
+        );
         let s = sets(&w);
         assert_eq!(s.len(), 2, "{label}");
-        assert_eq!((s[0].1, s[1].1, s[1].2.as_str()), (0, replicas, "hello:v2"), "{label}");
-        assert!(live_pods(&w).iter().all(|p| p.spec.containers[0].image == "hello:v2"), "{label}");
+        assert_eq!(
+            (s[0].1, s[1].1, s[1].2.as_str()),
+            (0, replicas, "hello:v2"),
+            "{label}"
+        );
+        assert!(
+            live_pods(&w)
+                .iter()
+                .all(|p| p.spec.containers[0].image == "hello:v2"),
+            "{label}"
+        );
         let d = w.deployment("web").unwrap();
-        assert_eq!(d.metadata.annotations.get(REVISION_ANNOTATION).map(String::as_str), Some("2"), "{label}");
-        let new = w.replica_sets().into_iter().find(|r| r.spec.template.spec.containers[0].image == "hello:v2").unwrap();
-        assert_eq!(new.metadata.annotations.get(REVISION_ANNOTATION).map(String::as_str), Some("2"), "{label}");
+        assert_eq!(
+            d.metadata
+                .annotations
+                .get(REVISION_ANNOTATION)
+                .map(String::as_str),
+            Some("2"),
+            "{label}"
+        );
+        let new = w
+            .replica_sets()
+            .into_iter()
+            .find(|r| r.spec.template.spec.containers[0].image == "hello:v2")
+            .unwrap();
+        assert_eq!(
+            new.metadata
+                .annotations
+                .get(REVISION_ANNOTATION)
+                .map(String::as_str),
+            Some("2"),
+            "{label}"
+        );
     }
 }
 
@@ -241,7 +354,14 @@ fn rolling_update_step_by_step() {
     set_image(&mut w, "hello:v2");
     let mut history = Vec::new();
     for _ in 0..20 {
-        round(&mut w, true, Some(Limits { max_pods: 4, min_ready: 3 }));
+        round(
+            &mut w,
+            true,
+            Some(Limits {
+                max_pods: 4,
+                min_ready: 3,
+            }),
+        );
         let s = sets(&w);
         history.push((s[0].1, s.get(1).map_or(0, |x| x.1)));
         if rollout_status(&w.deployment("web").unwrap()).unwrap().1 {
@@ -263,7 +383,9 @@ fn rolling_update_step_by_step() {
         .map(|e| e.message.as_str())
         .collect();
     assert_eq!(scaling.len(), 7, "{scaling:?}");
-    assert!(scaling[1].starts_with("Scaled up replica set web-") && scaling[1].ends_with("from 0 to 1"));
+    assert!(
+        scaling[1].starts_with("Scaled up replica set web-") && scaling[1].ends_with("from 0 to 1")
+    );
     assert!(scaling[2].ends_with("from 3 to 2"), "{scaling:?}");
 }
 
@@ -318,8 +440,14 @@ fn recreate_never_runs_old_and_new_together() {
         .map(|e| e.message.clone())
         .collect();
     assert_eq!(scaling.len(), 3, "{scaling:?}");
-    assert_eq!(scaling[1], format!("Scaled down replica set {} from 3 to 0", s[0].0));
-    assert_eq!(scaling[2], format!("Scaled up replica set {} from 0 to 3", s[1].0));
+    assert_eq!(
+        scaling[1],
+        format!("Scaled down replica set {} from 3 to 0", s[0].0)
+    );
+    assert_eq!(
+        scaling[2],
+        format!("Scaled up replica set {} from 0 to 3", s[1].0)
+    );
 }
 
 #[test]
@@ -349,7 +477,10 @@ fn pause_and_resume() {
     edit(&mut w, |d| d.spec.paused = true);
     w.sync_deployment("web");
     let d = w.deployment("web").unwrap();
-    assert_eq!(condition_of(&d, PROGRESSING), Some(("Unknown", DEPLOYMENT_PAUSED, "Deployment is paused")));
+    assert_eq!(
+        condition_of(&d, PROGRESSING),
+        Some(("Unknown", DEPLOYMENT_PAUSED, "Deployment is paused"))
+    );
     // A new template while paused starts no rollout.
     set_image(&mut w, "hello:v2");
     for _ in 0..3 {
@@ -364,15 +495,27 @@ fn pause_and_resume() {
     assert_eq!(sets(&w)[0].1, 6);
     assert_eq!(live_pods(&w).len(), 6);
     let d = w.deployment("web").unwrap();
-    assert_eq!(rollout_status(&d).unwrap().0, "Waiting for deployment \"web\" rollout to finish: 0 out of 6 new replicas have been updated...");
+    assert_eq!(
+        rollout_status(&d).unwrap().0,
+        "Waiting for deployment \"web\" rollout to finish: 0 out of 6 new replicas have been updated..."
+    );
     // Resume: the rollout runs and completes.
     edit(&mut w, |d| d.spec.paused = false);
     w.sync_deployment("web");
     let d = w.deployment("web").unwrap();
     let progressing = get_condition(&d.status, PROGRESSING).unwrap();
-    assert_eq!((progressing.status.as_str(), progressing.reason.as_str()), ("True", NEW_REPLICA_SET_CREATED));
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_str()),
+        ("True", NEW_REPLICA_SET_CREATED)
+    );
     assert_eq!(sets(&w).len(), 2);
-    converge(&mut w, Some(Limits { max_pods: 7, min_ready: 6 }));
+    converge(
+        &mut w,
+        Some(Limits {
+            max_pods: 7,
+            min_ready: 6,
+        }),
+    );
     assert_eq!(sets(&w)[1].2, "hello:v2");
 }
 
@@ -391,10 +534,23 @@ fn rollback_reuses_the_old_replica_set() {
     assert_eq!(back.replicas(), 2);
     let a = &back.metadata.annotations;
     assert_eq!(a.get(REVISION_ANNOTATION).map(String::as_str), Some("3"));
-    assert_eq!(a.get(REVISION_HISTORY_ANNOTATION).map(String::as_str), Some("1"));
+    assert_eq!(
+        a.get(REVISION_HISTORY_ANNOTATION).map(String::as_str),
+        Some("1")
+    );
     let d = w.deployment("web").unwrap();
-    assert_eq!(d.metadata.annotations.get(REVISION_ANNOTATION).map(String::as_str), Some("3"));
-    assert!(live_pods(&w).iter().all(|p| p.spec.containers[0].image == "hello:v1"));
+    assert_eq!(
+        d.metadata
+            .annotations
+            .get(REVISION_ANNOTATION)
+            .map(String::as_str),
+        Some("3")
+    );
+    assert!(
+        live_pods(&w)
+            .iter()
+            .all(|p| p.spec.containers[0].image == "hello:v1")
+    );
 }
 
 #[test]
@@ -411,7 +567,10 @@ fn progress_deadline() {
     }
     // The new ReplicaSet got its one surge pod: that was progress.
     let d = w.deployment("web").unwrap();
-    assert_eq!(condition_of(&d, PROGRESSING).map(|c| c.1), Some(REPLICA_SET_UPDATED));
+    assert_eq!(
+        condition_of(&d, PROGRESSING).map(|c| c.1),
+        Some(REPLICA_SET_UPDATED)
+    );
     let left = requeue.unwrap().as_secs();
     assert!((10..=31).contains(&left), "{left}");
     w.advance(31);
@@ -419,8 +578,14 @@ fn progress_deadline() {
     let d = w.deployment("web").unwrap();
     let (status, reason, message) = condition_of(&d, PROGRESSING).unwrap();
     assert_eq!((status, reason), ("False", PROGRESS_DEADLINE_EXCEEDED));
-    assert!(message.starts_with("ReplicaSet \"web-") && message.ends_with("\" has timed out progressing."));
-    assert_eq!(rollout_status(&d), Err("deployment \"web\" exceeded its progress deadline".into()));
+    assert!(
+        message.starts_with("ReplicaSet \"web-")
+            && message.ends_with("\" has timed out progressing.")
+    );
+    assert_eq!(
+        rollout_status(&d),
+        Err("deployment \"web\" exceeded its progress deadline".into())
+    );
     // Old pods keep serving.
     assert_eq!(ready_pods(&w), 2);
     // The condition sticks and no requeue is asked for it.
@@ -463,9 +628,27 @@ fn scaling_mid_rollout_is_proportional() {
     // old: 8 * 23 / 13 = 14.15 -> 14; new takes the rest: 5 + 4 = 9.
     assert_eq!((s[0].1, s[1].1), (14, 9), "{:?}", plan.actions);
     let rss = w.replica_sets();
-    assert!(rss.iter().all(|r| r.metadata.annotations.get(DESIRED_REPLICAS_ANNOTATION).map(String::as_str) == Some("20")));
-    assert!(rss.iter().all(|r| r.metadata.annotations.get(MAX_REPLICAS_ANNOTATION).map(String::as_str) == Some("23")));
-    converge(&mut w, Some(Limits { max_pods: 23, min_ready: 8 }));
+    assert!(rss.iter().all(|r| {
+        r.metadata
+            .annotations
+            .get(DESIRED_REPLICAS_ANNOTATION)
+            .map(String::as_str)
+            == Some("20")
+    }));
+    assert!(rss.iter().all(|r| {
+        r.metadata
+            .annotations
+            .get(MAX_REPLICAS_ANNOTATION)
+            .map(String::as_str)
+            == Some("23")
+    }));
+    converge(
+        &mut w,
+        Some(Limits {
+            max_pods: 23,
+            min_ready: 8,
+        }),
+    );
     assert_eq!(sets(&w)[1].1, 20);
 }
 
@@ -497,7 +680,13 @@ fn hash_collisions_bump_the_collision_count() {
     .unwrap();
     w.create(squatter).unwrap();
     let plan = w.sync_deployment("web").unwrap();
-    assert!(plan.actions.iter().all(|a| matches!(a, Action::UpdateStatus { .. })), "{:?}", plan.actions);
+    assert!(
+        plan.actions
+            .iter()
+            .all(|a| matches!(a, Action::UpdateStatus { .. })),
+        "{:?}",
+        plan.actions
+    );
     assert_eq!(w.deployment("web").unwrap().status.collision_count, Some(1));
     converge(&mut w, None);
     let ours: Vec<_> = w
@@ -506,7 +695,10 @@ fn hash_collisions_bump_the_collision_count() {
         .filter(|r| r.metadata.name != format!("web-{hash}"))
         .collect();
     assert_eq!(ours.len(), 1);
-    assert_eq!(ours[0].metadata.name, format!("web-{}", compute_hash(&stored.spec.template, Some(1))));
+    assert_eq!(
+        ours[0].metadata.name,
+        format!("web-{}", compute_hash(&stored.spec.template, Some(1)))
+    );
 }
 
 #[test]
@@ -533,24 +725,41 @@ fn adopts_matching_orphans_and_reports_replica_failures() {
     });
     w.create(orphan).unwrap();
     let plan = w.sync_deployment("web").unwrap();
-    assert!(matches!(&plan.actions[0], Action::Patch { target, .. } if target.kind == "ReplicaSet"));
+    assert!(
+        matches!(&plan.actions[0], Action::Patch { target, .. } if target.kind == "ReplicaSet")
+    );
     let rs = &w.replica_sets()[0];
-    assert_eq!(rs.metadata.controller_ref().map(|r| r.name.as_str()), Some("web"));
-    assert_eq!(w.replica_sets().len(), 1, "the orphan is the new ReplicaSet");
+    assert_eq!(
+        rs.metadata.controller_ref().map(|r| r.name.as_str()),
+        Some("web")
+    );
+    assert_eq!(
+        w.replica_sets().len(),
+        1,
+        "the orphan is the new ReplicaSet"
+    );
     // A failing ReplicaSet shows through.
-    w.edit("ReplicaSet", "default", &format!("web-{hash}"), |r: &mut ReplicaSet| {
-        r.status.conditions.push(WorkloadCondition {
-            type_: "ReplicaFailure".into(),
-            status: "True".into(),
-            reason: "FailedCreate".into(),
-            message: "quota exceeded".into(),
-            ..Default::default()
-        });
-    })
+    w.edit(
+        "ReplicaSet",
+        "default",
+        &format!("web-{hash}"),
+        |r: &mut ReplicaSet| {
+            r.status.conditions.push(WorkloadCondition {
+                type_: "ReplicaFailure".into(),
+                status: "True".into(),
+                reason: "FailedCreate".into(),
+                message: "quota exceeded".into(),
+                ..Default::default()
+            });
+        },
+    )
     .unwrap();
     w.sync_deployment("web");
     let d = w.deployment("web").unwrap();
-    assert_eq!(condition_of(&d, REPLICA_FAILURE), Some(("True", "FailedCreate", "quota exceeded")));
+    assert_eq!(
+        condition_of(&d, REPLICA_FAILURE),
+        Some(("True", "FailedCreate", "quota exceeded"))
+    );
 }
 
 #[test]
@@ -565,5 +774,7 @@ fn empty_selectors_are_refused_with_an_event() {
     };
     let plan = plan(&d, &observed);
     assert_eq!(plan.events[0].reason, "SelectingAll");
-    assert!(matches!(&plan.actions[..], [Action::UpdateStatus { object: Object::Deployment(x) }] if x.status.observed_generation == 2));
+    assert!(
+        matches!(&plan.actions[..], [Action::UpdateStatus { object: Object::Deployment(x) }] if x.status.observed_generation == 2)
+    );
 }

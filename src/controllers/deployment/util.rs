@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::api::apps::{
-    Deployment, DeploymentCondition, DeploymentStatus, RECREATE, ReplicaSet, RollingUpdateDeployment,
+    Deployment, DeploymentCondition, DeploymentStatus, RECREATE, ReplicaSet,
+    RollingUpdateDeployment,
 };
 use crate::api::core::PodTemplateSpec;
 use crate::api::quantity::IntOrString;
@@ -284,12 +285,15 @@ pub fn set_new_replica_set_annotations(
 pub fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
     let ta = a.metadata.creation_timestamp;
     let tb = b.metadata.creation_timestamp;
-    ta.cmp(&tb).then_with(|| a.metadata.name.cmp(&b.metadata.name))
+    ta.cmp(&tb)
+        .then_with(|| a.metadata.name.cmp(&b.metadata.name))
 }
 
 /// `ReplicaSetsByRevision`: lower revision first, then by creation.
 pub fn by_revision(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
-    revision(a).cmp(&revision(b)).then_with(|| by_creation(a, b))
+    revision(a)
+        .cmp(&revision(b))
+        .then_with(|| by_creation(a, b))
 }
 
 /// `ReplicaSetsBySizeNewer` (scaling up): larger first, ties newer first.
@@ -344,7 +348,13 @@ pub fn proportion(rs: &ReplicaSet, d: &Deployment, to_add: i64, added: i64) -> i
 }
 
 /// `NewDeploymentCondition` at `now`.
-pub fn condition(type_: &str, status: &str, reason: &str, message: String, now: DateTime<Utc>) -> DeploymentCondition {
+pub fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: DateTime<Utc>,
+) -> DeploymentCondition {
     DeploymentCondition {
         type_: type_.into(),
         status: status.into(),
@@ -356,7 +366,10 @@ pub fn condition(type_: &str, status: &str, reason: &str, message: String, now: 
 }
 
 /// `GetDeploymentCondition`.
-pub fn get_condition<'a>(status: &'a DeploymentStatus, type_: &str) -> Option<&'a DeploymentCondition> {
+pub fn get_condition<'a>(
+    status: &'a DeploymentStatus,
+    type_: &str,
+) -> Option<&'a DeploymentCondition> {
     status.conditions.iter().find(|c| c.type_ == type_)
 }
 
@@ -425,7 +438,8 @@ pub fn deployment_timed_out(d: &Deployment, status: &DeploymentStatus, now: Date
     let Some(from) = c.last_update_time else {
         return false;
     };
-    let deadline = chrono::Duration::seconds(i64::from(d.spec.progress_deadline_seconds.unwrap_or(0)));
+    let deadline =
+        chrono::Duration::seconds(i64::from(d.spec.progress_deadline_seconds.unwrap_or(0)));
     from.0 + deadline < now
 }
 
@@ -498,8 +512,12 @@ mod tests {
         let mut d = Deployment::default();
         d.spec.replicas = Some(4);
         d.metadata.annotations.insert("team".into(), "a".into());
-        d.metadata.annotations.insert(LAST_APPLIED_ANNOTATION.into(), "{}".into());
-        d.metadata.annotations.insert(REVISION_ANNOTATION.into(), "9".into());
+        d.metadata
+            .annotations
+            .insert(LAST_APPLIED_ANNOTATION.into(), "{}".into());
+        d.metadata
+            .annotations
+            .insert(REVISION_ANNOTATION.into(), "9".into());
         // A new ReplicaSet: revision, copied annotations, replica annotations.
         let mut rs = rs_with(&[]);
         assert!(set_new_replica_set_annotations(&d, &mut rs, 3, false));
@@ -507,16 +525,41 @@ mod tests {
         assert_eq!(a.get(REVISION_ANNOTATION).map(String::as_str), Some("3"));
         assert_eq!(a.get("team").map(String::as_str), Some("a"));
         assert!(!a.contains_key(LAST_APPLIED_ANNOTATION));
-        assert_eq!(a.get(DESIRED_REPLICAS_ANNOTATION).map(String::as_str), Some("4"));
-        assert_eq!(a.get(MAX_REPLICAS_ANNOTATION).map(String::as_str), Some("5"));
+        assert_eq!(
+            a.get(DESIRED_REPLICAS_ANNOTATION).map(String::as_str),
+            Some("4")
+        );
+        assert_eq!(
+            a.get(MAX_REPLICAS_ANNOTATION).map(String::as_str),
+            Some("5")
+        );
         assert!(!a.contains_key(REVISION_HISTORY_ANNOTATION));
         // Reused (rolled back to): the old revision goes to the history.
-        let mut old = rs_with(&[(REVISION_ANNOTATION, "1"), (REVISION_HISTORY_ANNOTATION, "")]);
+        let mut old = rs_with(&[
+            (REVISION_ANNOTATION, "1"),
+            (REVISION_HISTORY_ANNOTATION, ""),
+        ]);
         assert!(set_new_replica_set_annotations(&d, &mut old, 4, true));
-        assert_eq!(old.metadata.annotations.get(REVISION_HISTORY_ANNOTATION).map(String::as_str), Some("1"));
-        let mut again = rs_with(&[(REVISION_ANNOTATION, "4"), (REVISION_HISTORY_ANNOTATION, "1")]);
+        assert_eq!(
+            old.metadata
+                .annotations
+                .get(REVISION_HISTORY_ANNOTATION)
+                .map(String::as_str),
+            Some("1")
+        );
+        let mut again = rs_with(&[
+            (REVISION_ANNOTATION, "4"),
+            (REVISION_HISTORY_ANNOTATION, "1"),
+        ]);
         set_new_replica_set_annotations(&d, &mut again, 6, true);
-        assert_eq!(again.metadata.annotations.get(REVISION_HISTORY_ANNOTATION).map(String::as_str), Some("1,4"));
+        assert_eq!(
+            again
+                .metadata
+                .annotations
+                .get(REVISION_HISTORY_ANNOTATION)
+                .map(String::as_str),
+            Some("1,4")
+        );
         // Never lowered; unreadable revisions are left alone.
         let mut newer = rs_with(&[(REVISION_ANNOTATION, "8"), ("team", "a")]);
         assert!(!set_new_replica_set_annotations(&d, &mut newer, 5, true));
@@ -575,15 +618,33 @@ mod tests {
         let t0 = DateTime::from_timestamp(1000, 0).unwrap();
         let t1 = DateTime::from_timestamp(2000, 0).unwrap();
         let mut st = DeploymentStatus::default();
-        set_condition(&mut st, condition(PROGRESSING, "True", NEW_REPLICA_SET_CREATED, "a".into(), t0));
+        set_condition(
+            &mut st,
+            condition(PROGRESSING, "True", NEW_REPLICA_SET_CREATED, "a".into(), t0),
+        );
         // Same status and reason: unchanged.
-        set_condition(&mut st, condition(PROGRESSING, "True", NEW_REPLICA_SET_CREATED, "b".into(), t1));
+        set_condition(
+            &mut st,
+            condition(PROGRESSING, "True", NEW_REPLICA_SET_CREATED, "b".into(), t1),
+        );
         assert_eq!(st.conditions[0].message, "a");
         // New reason, same status: transition time kept.
-        set_condition(&mut st, condition(PROGRESSING, "True", REPLICA_SET_UPDATED, "c".into(), t1));
+        set_condition(
+            &mut st,
+            condition(PROGRESSING, "True", REPLICA_SET_UPDATED, "c".into(), t1),
+        );
         assert_eq!(st.conditions[0].last_transition_time, Some(time(t0)));
         assert_eq!(st.conditions[0].last_update_time, Some(time(t1)));
-        set_condition(&mut st, condition(PROGRESSING, "False", PROGRESS_DEADLINE_EXCEEDED, "d".into(), t1));
+        set_condition(
+            &mut st,
+            condition(
+                PROGRESSING,
+                "False",
+                PROGRESS_DEADLINE_EXCEEDED,
+                "d".into(),
+                t1,
+            ),
+        );
         assert_eq!(st.conditions[0].last_transition_time, Some(time(t1)));
         remove_condition(&mut st, PROGRESSING);
         assert!(st.conditions.is_empty());
