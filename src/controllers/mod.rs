@@ -31,7 +31,7 @@
 //! - [`namespace`]: namespace deletion (content removal, conditions,
 //!   finalization).
 
-// pub mod cronjob;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod events;
