@@ -442,7 +442,7 @@ mod tests {
         let plan = sync(&mut w);
         let run = epoch() + chrono::Duration::seconds(until(22, 15));
         let name = format!("hello-{}", run.timestamp() / 60);
-        assert_eq!(created(&plan), [name.clone()]);
+        assert_eq!(created(&plan), std::slice::from_ref(&name));
         let Action::Create {
             object: Object::Job(j),
             event,

@@ -16,7 +16,7 @@ use crate::api::core::{
     ContainerState, ContainerStateTerminated, ContainerStatus, Namespace, Node, Pod, PodCondition,
     ReplicationController,
 };
-use crate::api::{ApiObject, ObjectMeta, Time};
+use crate::api::{ApiObject, ObjectMeta};
 
 use super::events::EventSpec;
 use super::expectations::Expectations;
@@ -441,16 +441,6 @@ impl World {
             .collect()
     }
 
-    pub fn replication_controllers(&self) -> Vec<ReplicationController> {
-        self.objects
-            .iter()
-            .filter_map(|o| match o {
-                Object::ReplicationController(r) => Some(r.as_ref().clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
     pub fn deployment(&self, name: &str) -> Option<Deployment> {
         self.objects.iter().find_map(|o| match o {
             Object::Deployment(d) if d.metadata.name == name => Some(d.as_ref().clone()),
@@ -501,10 +491,6 @@ impl World {
             Object::Namespace(n) if n.metadata.name == name => Some(n.as_ref().clone()),
             _ => None,
         })
-    }
-
-    pub fn exists(&self, kind: &str, ns: &str, name: &str) -> bool {
-        self.find(kind, ns, name).is_some()
     }
 
     /// Replaces an object's stored copy through `f` (a user's edit): the
@@ -788,9 +774,4 @@ pub(crate) fn rollout_status(d: &Deployment) -> Result<(String, bool), String> {
         ));
     }
     Ok((format!("deployment {name:?} successfully rolled out"), true))
-}
-
-/// A time `secs` after the epoch, as stored.
-pub(crate) fn at(secs: i64) -> Time {
-    time(epoch() + Duration::seconds(secs))
 }
