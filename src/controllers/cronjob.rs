@@ -277,8 +277,13 @@ fn schedule(
     let created = cj.metadata.creation_timestamp.map_or(now, |t| t.0);
     let last = status.last_schedule_time.map_or(created, |t| t.0);
     let mut earliest = last;
-    if let Some(deadline) = cj.spec.starting_deadline_seconds {
-        earliest = earliest.max(now - chrono::Duration::seconds(deadline));
+    if let Some(since) = cj
+        .spec
+        .starting_deadline_seconds
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|d| now.checked_sub_signed(d))
+    {
+        earliest = earliest.max(since);
     }
     let requeue = |plan: &mut Plan, from: DateTime<Utc>| {
         if let Ok(Some(next)) = cj.next_run_after(from.max(now)) {
@@ -535,6 +540,10 @@ mod tests {
         assert!(plan.events.iter().any(|e| e.reason == "TooManyMissedTimes"));
         let latest = (w.now.timestamp() / 300) * 300;
         assert_eq!(created(&plan), [format!("hello-{}", latest / 60)]);
+        // Absurd deadlines are harmless.
+        let mut w = world(json!({"startingDeadlineSeconds": i64::MAX}));
+        w.advance(until(22, 15));
+        assert_eq!(created(&sync(&mut w)).len(), 1);
         // A deadline bounds the missed runs considered: no warning.
         let mut w = world(json!({"startingDeadlineSeconds": 200}));
         w.advance(86_400);

@@ -251,44 +251,78 @@ fn backoff_remaining(job: &Job, pods: &[&Pod], now: DateTime<Utc>) -> Duration {
     (delay - (now - *last)).max(Duration::zero())
 }
 
-/// A set of indexes printed as Kubernetes does: `1,3-5,7`, pairs as `3,4`.
-fn format_indexes(set: &BTreeSet<i64>) -> String {
-    let mut out = String::new();
-    let mut iter = set.iter().copied().peekable();
-    while let Some(first) = iter.next() {
-        let mut last = first;
-        while iter.peek() == Some(&(last + 1)) {
-            last += 1;
-            iter.next();
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        out.push_str(&first.to_string());
-        if last > first {
-            out.push(if last == first + 1 { ',' } else { '-' });
-            out.push_str(&last.to_string());
-        }
-    }
-    out
-}
+/// Completion indexes as sorted, disjoint, non-adjacent intervals
+/// (`orderedIntervals`), so a huge `completions` costs no memory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Indexes(Vec<(i64, i64)>);
 
-/// Parses `completedIndexes`, keeping indexes below `completions`.
-fn parse_indexes(s: &str, completions: i64) -> BTreeSet<i64> {
-    let mut set = BTreeSet::new();
-    for part in s.split(',').filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.parse::<i64>(), b.parse::<i64>()),
-            None => (part.parse::<i64>(), part.parse::<i64>()),
-        };
-        if let (Ok(a), Ok(b)) = (a, b) {
-            let end = b.min(completions - 1);
-            if a >= 0 && a <= end {
-                set.extend(a..=end);
+impl Indexes {
+    /// Parses `completedIndexes` (`1,3-5,7`), keeping indexes below
+    /// `completions`; malformed parts are skipped.
+    pub fn parse(s: &str, completions: i64) -> Self {
+        let mut out = Indexes::default();
+        for part in s.split(',').filter(|p| !p.is_empty()) {
+            let (a, b) = match part.split_once('-') {
+                Some((a, b)) => (a.parse::<i64>(), b.parse::<i64>()),
+                None => (part.parse::<i64>(), part.parse::<i64>()),
+            };
+            if let (Ok(a), Ok(b)) = (a, b) {
+                let b = b.min(completions - 1);
+                if a >= 0 && a <= b {
+                    out.insert_range(a, b);
+                }
             }
         }
+        out
     }
-    set
+
+    fn insert_range(&mut self, a: i64, b: i64) {
+        self.0.push((a, b));
+        self.0.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(self.0.len());
+        for (a, b) in self.0.drain(..) {
+            match merged.last_mut() {
+                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        self.0 = merged;
+    }
+
+    /// Adds one index.
+    pub fn insert(&mut self, i: i64) {
+        if !self.contains(i) {
+            self.insert_range(i, i);
+        }
+    }
+
+    /// Whether `i` is in the set.
+    pub fn contains(&self, i: i64) -> bool {
+        let at = self.0.partition_point(|(_, b)| *b < i);
+        self.0.get(at).is_some_and(|(a, _)| *a <= i)
+    }
+
+    /// How many indexes the set holds.
+    pub fn total(&self) -> i64 {
+        self.0.iter().map(|(a, b)| b - a + 1).sum()
+    }
+}
+
+impl std::fmt::Display for Indexes {
+    /// Kubernetes' form: `1,3-5,7`, with pairs as `3,4`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, (a, b)) in self.0.iter().enumerate() {
+            if n > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{a}")?;
+            if b > a {
+                let sep = if *b == a + 1 { ',' } else { '-' };
+                write!(f, "{sep}{b}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn new_condition(
@@ -452,7 +486,12 @@ fn plan_ttl(job: &Job, now: DateTime<Utc>, plan: &mut Plan) {
     let Some(finished_at) = finished_at else {
         return;
     };
-    let expire = finished_at.0 + Duration::seconds(i64::from(ttl.max(0)));
+    let Some(expire) = finished_at
+        .0
+        .checked_add_signed(Duration::seconds(i64::from(ttl.max(0))))
+    else {
+        return;
+    };
     if now < expire {
         plan.requeue((expire - now).to_std().unwrap_or_default());
         return;
@@ -585,10 +624,10 @@ impl JobSync<'_> {
                 }
             }
         }
-        let mut succeeded_indexes = BTreeSet::new();
-        let mut prev_indexes = BTreeSet::new();
+        let mut succeeded_indexes = Indexes::default();
+        let mut prev_indexes = Indexes::default();
         if indexed(job) {
-            prev_indexes = parse_indexes(&self.status.completed_indexes, self.completions());
+            prev_indexes = Indexes::parse(&self.status.completed_indexes, self.completions());
             succeeded_indexes = prev_indexes.clone();
             for p in pods
                 .iter()
@@ -598,7 +637,7 @@ impl JobSync<'_> {
                     succeeded_indexes.insert(i);
                 }
             }
-            succeeded = len64(succeeded_indexes.len());
+            succeeded = succeeded_indexes.total();
         }
 
         let mut expectations = expectations.cloned().unwrap_or_default();
@@ -686,7 +725,9 @@ impl JobSync<'_> {
             return None;
         }
         let start = self.status.start_time?;
-        Some(start.0 + Duration::seconds(secs) - self.now)
+        // A deadline beyond what time can represent never passes.
+        let end = start.0.checked_add_signed(Duration::try_seconds(secs)?)?;
+        Some(end - self.now)
     }
 
     fn delete(&self, p: &Pod, reason: &'static str) -> Action {
@@ -701,7 +742,7 @@ impl JobSync<'_> {
         active: &[&Pod],
         pods: &[&Pod],
         succeeded: i64,
-        succeeded_indexes: &BTreeSet<i64>,
+        succeeded_indexes: &Indexes,
         terminating: usize,
         in_namespace: &[&Pod],
         rng: &mut impl Rng,
@@ -752,7 +793,7 @@ impl JobSync<'_> {
         if indexed(job) {
             let held: BTreeSet<i64> = active.iter().filter_map(|p| completion_index(p)).collect();
             indexes = (0..self.completions())
-                .filter(|i| !succeeded_indexes.contains(i) && !held.contains(i))
+                .filter(|i| !succeeded_indexes.contains(*i) && !held.contains(i))
                 .take(count)
                 .map(Some)
                 .collect();
@@ -873,8 +914,8 @@ impl JobSync<'_> {
         &mut self,
         pods: &[&Pod],
         mut finished: Option<JobCondition>,
-        prev_indexes: &BTreeSet<i64>,
-        mut succeeded_indexes: BTreeSet<i64>,
+        prev_indexes: &Indexes,
+        mut succeeded_indexes: Indexes,
         terminating: usize,
     ) {
         let job = self.job;
@@ -897,8 +938,14 @@ impl JobSync<'_> {
         uncounted
             .failed
             .retain(|u| with_finalizer.contains(u.as_str()));
-        self.status.succeeded += i32_of(before.0 - uncounted.succeeded.len());
-        self.status.failed += i32_of(before.1 - uncounted.failed.len());
+        self.status.succeeded = self
+            .status
+            .succeeded
+            .saturating_add(i32_of(before.0 - uncounted.succeeded.len()));
+        self.status.failed = self
+            .status
+            .failed
+            .saturating_add(i32_of(before.1 - uncounted.failed.len()));
         let (unc_succ, unc_fail): (BTreeSet<String>, BTreeSet<String>) = (
             uncounted.succeeded.iter().cloned().collect(),
             uncounted.failed.iter().cloned().collect(),
@@ -927,7 +974,7 @@ impl JobSync<'_> {
             if p.status.phase == "Succeeded" && !unc_fail.contains(uid) {
                 if indexed(job) {
                     if let Some(i) =
-                        completion_index(p).filter(|i| in_range(*i) && !prev_indexes.contains(i))
+                        completion_index(p).filter(|i| in_range(*i) && !prev_indexes.contains(*i))
                     {
                         succeeded_indexes.insert(i);
                     }
@@ -947,8 +994,8 @@ impl JobSync<'_> {
             }
         }
         if indexed(job) {
-            self.status.completed_indexes = format_indexes(&succeeded_indexes);
-            self.status.succeeded = i32_of(succeeded_indexes.len());
+            self.status.completed_indexes = succeeded_indexes.to_string();
+            self.status.succeeded = i32::try_from(succeeded_indexes.total()).unwrap_or(i32::MAX);
         }
         self.status.uncounted_terminated_pods = Some(uncounted.clone());
         // Interim conditions first: they are written before pods go.

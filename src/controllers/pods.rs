@@ -65,7 +65,10 @@ pub fn is_available(p: &Pod, min_ready_seconds: i32, now: DateTime<Utc>) -> bool
     if min_ready_seconds <= 0 {
         return true;
     }
-    ready_since(p).is_some_and(|t| t + Duration::seconds(i64::from(min_ready_seconds)) < now)
+    ready_since(p).is_some_and(|t| {
+        t.checked_add_signed(Duration::seconds(i64::from(min_ready_seconds)))
+            .is_some_and(|at| at < now)
+    })
 }
 
 /// How long until a ready but not yet available pod becomes available;
@@ -76,7 +79,7 @@ pub fn available_in(p: &Pod, min_ready_seconds: i32, now: DateTime<Utc>) -> Opti
     }
     let since = ready_since(p)?;
     // Availability needs strictly more than minReadySeconds.
-    Some(since + Duration::seconds(i64::from(min_ready_seconds) + 1) - now)
+    Some(since.checked_add_signed(Duration::seconds(i64::from(min_ready_seconds) + 1))? - now)
 }
 
 /// The largest restart count of the pod's containers.

@@ -862,7 +862,7 @@ impl<'a> Sync<'a> {
         let deadline = chrono::Duration::seconds(i64::from(
             self.d.spec.progress_deadline_seconds.unwrap_or(0),
         ));
-        let after = c.last_update_time?.0 + deadline - self.now;
+        let after = c.last_update_time?.0.checked_add_signed(deadline)? - self.now;
         // One more second so that the deadline has surely passed.
         let after = (after + chrono::Duration::seconds(1)).max(chrono::Duration::seconds(1));
         after.to_std().ok()

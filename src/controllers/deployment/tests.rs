@@ -778,3 +778,54 @@ fn empty_selectors_are_refused_with_an_event() {
         matches!(&plan.actions[..], [Action::UpdateStatus { object: Object::Deployment(x) }] if x.status.observed_generation == 2)
     );
 }
+
+#[test]
+fn min_ready_seconds_holds_old_pods_until_new_ones_are_available() {
+    let mut d = web(3, rolling(json!(1), json!(0)));
+    d.spec.min_ready_seconds = 5;
+    let mut w = started(d);
+    // The ReplicaSets carry the Deployment's minReadySeconds.
+    assert!(
+        w.replica_sets()
+            .iter()
+            .all(|r| r.spec.min_ready_seconds == 5)
+    );
+    set_image(&mut w, "hello:v2");
+    let mut rounds_needed = 0;
+    for _ in 0..100 {
+        round(&mut w, true, None);
+        rounds_needed += 1;
+        // Pods ready for more than 5 s never drop below 3.
+        let available = live_pods(&w)
+            .iter()
+            .filter(|p| crate::controllers::pods::is_available(p, 5, w.now))
+            .count();
+        assert!(available >= 3, "{available} available at {:?}", sets(&w));
+        if rollout_status(&w.deployment("web").unwrap()).unwrap().1 {
+            break;
+        }
+    }
+    assert!(rollout_status(&w.deployment("web").unwrap()).unwrap().1);
+    // Each of the three replacements waits out minReadySeconds.
+    assert!(rounds_needed >= 18, "{rounds_needed}");
+}
+
+#[test]
+fn a_deployment_being_deleted_only_refreshes_its_status() {
+    let mut w = started(web(2, rolling(json!(1), json!(0))));
+    set_image(&mut w, "hello:v2");
+    edit(&mut w, |d| {
+        d.metadata.deletion_timestamp = Some(crate::controllers::pods::time(
+            crate::controllers::sim::epoch(),
+        ))
+    });
+    let plan = w.sync_deployment("web").unwrap();
+    assert!(
+        plan.actions
+            .iter()
+            .all(|a| matches!(a, Action::UpdateStatus { .. })),
+        "{:?}",
+        plan.actions
+    );
+    assert_eq!(w.replica_sets().len(), 1);
+}

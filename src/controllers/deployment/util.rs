@@ -440,7 +440,9 @@ pub fn deployment_timed_out(d: &Deployment, status: &DeploymentStatus, now: Date
     };
     let deadline =
         chrono::Duration::seconds(i64::from(d.spec.progress_deadline_seconds.unwrap_or(0)));
-    from.0 + deadline < now
+    from.0
+        .checked_add_signed(deadline)
+        .is_some_and(|end| end < now)
 }
 
 /// The template of a Deployment's new ReplicaSet: the Deployment's, with

@@ -368,19 +368,30 @@ fn indexed_jobs() {
 
 #[test]
 fn index_formatting() {
-    let set = |v: &[i64]| v.iter().copied().collect::<BTreeSet<i64>>();
+    let set = |v: &[i64]| {
+        let mut s = Indexes::default();
+        for i in v {
+            s.insert(*i);
+        }
+        s
+    };
     let cases: [(&[i64], &str); 5] = [
         (&[], ""),
         (&[1], "1"),
         (&[3, 4], "3,4"),
         (&[0, 1, 2, 5, 7, 8, 9], "0-2,5,7-9"),
-        (&[1, 3, 4, 5, 7], "1,3-5,7"),
+        (&[7, 1, 5, 3, 4], "1,3-5,7"),
     ];
     for (v, want) in cases {
-        assert_eq!(format_indexes(&set(v)), want);
-        assert_eq!(parse_indexes(want, 10), set(v));
+        assert_eq!(set(v).to_string(), want);
+        assert_eq!(Indexes::parse(want, 10), set(v));
+        assert_eq!(set(v).total(), i64::try_from(v.len()).unwrap());
     }
-    assert_eq!(parse_indexes("1,3-9", 5), set(&[1, 3, 4]));
+    assert_eq!(Indexes::parse("1,3-9,x,5-2", 5), set(&[1, 3, 4]));
+    // Huge ranges cost nothing.
+    let big = Indexes::parse("0-2000000000", i64::from(i32::MAX));
+    assert_eq!(big.total(), 2_000_000_001);
+    assert!(big.contains(1_999_999_999) && !big.contains(2_000_000_001));
     assert_eq!(index_prefix(&"j".repeat(60), 12).len(), 58);
 }
 
@@ -564,4 +575,19 @@ fn orphans_are_adopted_with_the_tracking_finalizer() {
     // The adopted pod is the one active pod: nothing is created.
     assert_eq!(plan.created_pods().count(), 0);
     assert_eq!(status(&w).active, 1);
+}
+
+#[test]
+fn extreme_values_do_not_panic() {
+    let mut w = started(
+        json!({"activeDeadlineSeconds": i64::MAX, "completions": i32::MAX, "parallelism": 3, "completionMode": "Indexed"}),
+    );
+    let plan = w.sync_job("pi").unwrap();
+    assert_eq!(plan.created_pods().count(), 3);
+    w.edit("Job", "default", "pi", |j: &mut Job| {
+        j.status.completed_indexes = format!("0-{}", i32::MAX);
+        j.status.succeeded = i32::MAX;
+    })
+    .unwrap();
+    w.sync_job("pi");
 }
