@@ -227,3 +227,109 @@ fn validation_errors_reach_kubectl() {
         "{err}"
     );
 }
+
+#[test]
+fn garbage_collection_and_namespace_deletion() {
+    let c = Cluster::up();
+    c.kubectl_ok(&["create", "namespace", "team"]);
+    c.kubectl_ok(&[
+        "-n",
+        "team",
+        "create",
+        "deployment",
+        "api",
+        "--image=hello:v1",
+        "--replicas=2",
+    ]);
+    c.kubectl_ok(&[
+        "-n",
+        "team",
+        "create",
+        "configmap",
+        "c1",
+        "--from-literal=a=b",
+    ]);
+    // The controllers create a ReplicaSet and its pods.
+    let pods = common::eventually(Duration::from_secs(20), || {
+        let out = c.kubectl_ok(&["-n", "team", "get", "pods", "-o", "name"]);
+        (out.lines().count() == 2).then_some(out)
+    });
+    assert!(pods.is_some(), "the deployment's pods were not created");
+
+    // Orphan: the ReplicaSet survives its deployment, without an owner.
+    c.kubectl_ok(&[
+        "-n",
+        "team",
+        "delete",
+        "deployment",
+        "api",
+        "--cascade=orphan",
+    ]);
+    let rs = c.kubectl_ok(&[
+        "-n",
+        "team",
+        "get",
+        "rs",
+        "-o",
+        "jsonpath={.items[0].metadata.ownerReferences}",
+    ]);
+    assert!(
+        rs.trim().is_empty(),
+        "owner reference left after orphaning: {rs}"
+    );
+    assert_eq!(
+        c.kubectl_ok(&["-n", "team", "get", "pods", "-o", "name"])
+            .lines()
+            .count(),
+        2
+    );
+
+    // Background (kubectl's default): deleting the ReplicaSet removes its pods.
+    c.kubectl_ok(&["-n", "team", "delete", "rs", "--all"]);
+    let gone = common::eventually(Duration::from_secs(20), || {
+        c.kubectl_ok(&["-n", "team", "get", "pods", "-o", "name"])
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "pods of a deleted ReplicaSet were not collected"
+    );
+
+    // Foreground: the owner waits for its dependents.
+    c.kubectl_ok(&[
+        "-n",
+        "team",
+        "create",
+        "deployment",
+        "fg",
+        "--image=hello:v1",
+        "--replicas=1",
+    ]);
+    common::eventually(Duration::from_secs(20), || {
+        (c.kubectl_ok(&["-n", "team", "get", "pods", "-o", "name"])
+            .lines()
+            .count()
+            == 1)
+            .then_some(())
+    })
+    .expect("pod of fg");
+    c.kubectl_ok(&[
+        "-n",
+        "team",
+        "delete",
+        "deployment",
+        "fg",
+        "--cascade=foreground",
+    ]);
+    let left = c.kubectl_ok(&["-n", "team", "get", "deploy,rs,pods", "-o", "name"]);
+    assert!(left.trim().is_empty(), "foreground deletion left {left}");
+
+    // Deleting the namespace deletes what it holds, then the namespace.
+    c.kubectl_ok(&["delete", "namespace", "team"]);
+    let ns = c.kubectl(&["get", "namespace", "team"]);
+    assert!(!ns.status.success());
+    let cm = c.kubectl(&["-n", "team", "get", "configmap", "c1"]);
+    assert!(!cm.status.success());
+}

@@ -123,6 +123,12 @@ impl Master {
             }));
         }
         bootstrap(&api).await.context("bootstrap objects")?;
+        {
+            let api = api.clone();
+            let rx = rx.clone();
+            let host = crate::auth::pki::host_name().unwrap_or_else(|| "wasmk".into());
+            tasks.push(tokio::spawn(crate::control::run_when_leader(api, host, rx)));
+        }
         let ca_pem = pki.ca_cert_pem().to_string();
         let kubeconfig = cfg.data_dir.join("kubeconfig");
         crate::client::write_admin_kubeconfig(&kubeconfig, &url, ca_pem.as_bytes(), &admin_token)
