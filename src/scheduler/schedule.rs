@@ -217,7 +217,8 @@ impl Profile {
     pub fn schedule_one(&self, pod: &PodInfo, cache: &Cache) -> Result<String, FitError> {
         let nodes = cache.nodes();
         let num_all = nodes.len();
-        let mut fit_error = FitError {
+        // Built only on failure: the success path must not allocate for it.
+        let fit_error = || FitError {
             pod: pod.key(),
             num_all_nodes: num_all,
             pre_filter_msg: None,
@@ -226,7 +227,7 @@ impl Profile {
             rejected_by: Vec::new(),
         };
         if num_all == 0 {
-            return Err(fit_error);
+            return Err(fit_error());
         }
 
         // PreFilter: an outright rejection, or a restriction to named nodes.
@@ -236,12 +237,16 @@ impl Profile {
             match pf.pre_filter(pod) {
                 PreFilterResult::AllNodes => {}
                 PreFilterResult::Reject(code, msg) => {
-                    fit_error.pre_filter_msg = Some(msg.to_string());
-                    if code == Code::Unschedulable {
-                        fit_error.resolvable_nodes = num_all;
-                    }
-                    fit_error.rejected_by = vec![pf.name()];
-                    return Err(fit_error);
+                    return Err(FitError {
+                        pre_filter_msg: Some(msg.to_string()),
+                        resolvable_nodes: if code == Code::Unschedulable {
+                            num_all
+                        } else {
+                            0
+                        },
+                        rejected_by: vec![pf.name()],
+                        ..fit_error()
+                    });
                 }
                 PreFilterResult::Nodes(names) => {
                     restricting.push(pf.name());
@@ -326,10 +331,12 @@ impl Profile {
                     absent,
                 ));
             }
-            fit_error.reasons = reasons;
-            fit_error.resolvable_nodes = diag.resolvable;
-            fit_error.rejected_by = rejected_by;
-            return Err(fit_error);
+            return Err(FitError {
+                reasons,
+                resolvable_nodes: diag.resolvable,
+                rejected_by,
+                ..fit_error()
+            });
         }
         if feasible.len() == 1 {
             return Ok(nodes[feasible[0]].name().to_string());
@@ -358,7 +365,7 @@ impl Profile {
         // equal nodes share the load yet the result is reproducible.
         let best = totals.iter().copied().max().unwrap_or(0);
         let ties = totals.iter().filter(|t| **t == best).count();
-        let pick = (fnv1a(pod.cache_key().as_bytes()) % ties as u64) as usize;
+        let pick = (tie_seed(pod) % ties as u64) as usize;
         let chosen = totals
             .iter()
             .zip(&feasible)
@@ -398,10 +405,21 @@ impl Profile {
 
 /// 64-bit FNV-1a: a stable hash for tie-breaking (std's hasher is seeded
 /// per process).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+/// Hash of the pod's cache identity (uid, else `namespace/name`).
+fn tie_seed(pod: &PodInfo) -> u64 {
+    let h = 0xcbf2_9ce4_8422_2325u64;
+    if pod.uid.is_empty() {
+        let h = fnv1a(h, pod.namespace.as_bytes());
+        fnv1a(fnv1a(h, b"/"), pod.name.as_bytes())
+    } else {
+        fnv1a(h, pod.uid.as_bytes())
+    }
 }
 
 fn default_profile() -> &'static Profile {
