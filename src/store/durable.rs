@@ -95,51 +95,6 @@ impl Durable for MemDurable {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ent(index: u64, term: u64) -> Entry {
-        Entry {
-            index,
-            term,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn only_synced_state_survives_a_crash() {
-        let mut d = MemDurable::new();
-        d.append_entries(&[ent(1, 1), ent(2, 1)]).unwrap();
-        d.sync().unwrap();
-        d.append_entries(&[ent(3, 1)]).unwrap();
-        let mut after = d.crash();
-        let r = after.recover().unwrap();
-        assert_eq!(
-            r.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
-            [1, 2]
-        );
-    }
-
-    #[test]
-    fn conflicting_suffix_is_replaced() {
-        let mut d = MemDurable::new();
-        d.append_entries(&[ent(1, 1), ent(2, 1), ent(3, 1)])
-            .unwrap();
-        d.sync().unwrap();
-        d.append_entries(&[ent(2, 2)]).unwrap();
-        d.sync().unwrap();
-        let r = d.recover().unwrap();
-        assert_eq!(
-            r.entries
-                .iter()
-                .map(|e| (e.index, e.term))
-                .collect::<Vec<_>>(),
-            [(1, 1), (2, 2)]
-        );
-    }
-}
-
 /// The on-disk [`Durable`]: the write-ahead log under `DIR/wal` plus
 /// snapshot files under `DIR/snap`.
 pub struct DiskDurable {
@@ -226,5 +181,50 @@ impl Durable for DiskDurable {
             tracing::warn!(error = %e, "could not prune old snapshots");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ent(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_synced_state_survives_a_crash() {
+        let mut d = MemDurable::new();
+        d.append_entries(&[ent(1, 1), ent(2, 1)]).unwrap();
+        d.sync().unwrap();
+        d.append_entries(&[ent(3, 1)]).unwrap();
+        let mut after = d.crash();
+        let r = after.recover().unwrap();
+        assert_eq!(
+            r.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+            [1, 2]
+        );
+    }
+
+    #[test]
+    fn conflicting_suffix_is_replaced() {
+        let mut d = MemDurable::new();
+        d.append_entries(&[ent(1, 1), ent(2, 1), ent(3, 1)])
+            .unwrap();
+        d.sync().unwrap();
+        d.append_entries(&[ent(2, 2)]).unwrap();
+        d.sync().unwrap();
+        let r = d.recover().unwrap();
+        assert_eq!(
+            r.entries
+                .iter()
+                .map(|e| (e.index, e.term))
+                .collect::<Vec<_>>(),
+            [(1, 1), (2, 2)]
+        );
     }
 }
