@@ -1,0 +1,880 @@
+//! A linearizability checker for histories of single-key operations on the
+//! store: create, compare-and-swap update, delete (optionally conditional)
+//! and linearizable reads, each of which returns the resourceVersion (the
+//! log index) it wrote or saw.
+//!
+//! The search is Wing & Gong's, with Lowe's memoization of (set of
+//! linearized operations, model state) pairs — the algorithm Porcupine
+//! uses. Operations on different keys commute, so the history is split by
+//! key and each key is checked on its own (linearizability is local).
+//!
+//! An operation whose outcome is unknown (it timed out, or its master
+//! crashed) may take effect at any point after its call, or never. It is
+//! modelled with a return at infinity: "never" is the same as "at the very
+//! end, after everything that could observe it". So the search only places
+//! such an operation where it takes effect, and stops as soon as every
+//! answered operation is placed: the rest go at the end. This keeps many
+//! unanswered operations from multiplying the search.
+//!
+//! Values written are unique, which lets the checker tie every value to the
+//! one write that produced it and report impossible observations (a value
+//! nobody wrote, one write seen at two resourceVersions, two writes sharing
+//! a resourceVersion) before searching.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+/// Identifies a value written by one write operation (unique per history).
+pub type ValueId = u64;
+
+/// What a client asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// Create the key with `value`; fails if it exists.
+    Create { value: ValueId },
+    /// Replace the key with `value` if its resourceVersion is `expect`.
+    Update { expect: u64, value: ValueId },
+    /// Delete the key, if its resourceVersion is `expect` when given.
+    Delete { expect: Option<u64> },
+    /// A linearizable read (ReadIndex barrier, then a local read).
+    Read,
+}
+
+/// What the client got back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ret {
+    /// A create or update applied at `rv`.
+    Written {
+        rv: u64,
+    },
+    /// A delete applied at `rv`, removing the object holding `value`.
+    Deleted {
+        rv: u64,
+        value: ValueId,
+    },
+    AlreadyExists,
+    NotFound,
+    /// The key's resourceVersion was `current`, not the expected one.
+    Conflict {
+        current: u64,
+    },
+    /// A read: the object's resourceVersion and value, or None if absent.
+    Read(Option<(u64, ValueId)>),
+    /// No answer (timeout, crash): it may or may not have taken effect.
+    Unknown,
+}
+
+/// One operation of a history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operation {
+    pub client: usize,
+    pub key: String,
+    pub call: Call,
+    pub ret: Ret,
+    /// Logical time of the call; distinct from every other call and return.
+    pub invoked: u64,
+    /// Logical time of the return; ignored (infinite) when `ret` is Unknown.
+    pub returned: u64,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ret = if self.ret == Ret::Unknown {
+            "inf".to_string()
+        } else {
+            self.returned.to_string()
+        };
+        write!(
+            f,
+            "[{:>6} .. {:>6}] client {} {} {:?} -> {:?}",
+            self.invoked, ret, self.client, self.key, self.call, self.ret
+        )
+    }
+}
+
+/// The result of a check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Linearizable,
+    /// Not linearizable: why, and the operations of the key concerned.
+    Violation(Violation),
+    /// The search for `key` gave up after the step budget.
+    GaveUp {
+        key: String,
+        steps: u64,
+    },
+}
+
+/// A proof-carrying failure: the reason and the key's operations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub key: String,
+    pub reason: String,
+    /// The key's history, in call order.
+    pub history: Vec<Operation>,
+    /// The longest prefix of operations the search could linearize.
+    pub longest_prefix: Vec<Operation>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "key {}: {}", self.key, self.reason)?;
+        writeln!(f, "history of {}:", self.key)?;
+        for op in &self.history {
+            writeln!(f, "  {op}")?;
+        }
+        if !self.longest_prefix.is_empty() {
+            writeln!(f, "longest linearizable prefix:")?;
+            for op in &self.longest_prefix {
+                writeln!(f, "  {op}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks `history`, spending at most `budget` search steps per key.
+pub fn check(history: &[Operation], budget: u64) -> Verdict {
+    // Reads that got no answer observed nothing.
+    let ops: Vec<&Operation> = history
+        .iter()
+        .filter(|o| !(o.call == Call::Read && o.ret == Ret::Unknown))
+        .collect();
+    let facts = match Facts::gather(&ops) {
+        Ok(f) => f,
+        Err(v) => return Verdict::Violation(v),
+    };
+    let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
+    for op in &ops {
+        by_key.entry(op.key.as_str()).or_default().push(op);
+    }
+    for (key, mut ops) in by_key {
+        ops.sort_by_key(|o| o.invoked);
+        match search(key, &ops, &facts, budget) {
+            Verdict::Linearizable => {}
+            other => return other,
+        }
+    }
+    Verdict::Linearizable
+}
+
+/// What the whole history says about values and resourceVersions.
+struct Facts {
+    /// The resourceVersion each value was written at, where known.
+    rv_of_value: BTreeMap<ValueId, u64>,
+    /// The value each known resourceVersion holds.
+    value_of_rv: BTreeMap<u64, ValueId>,
+}
+
+fn violation(ops: &[&Operation], key: &str, reason: String) -> Violation {
+    let mut history: Vec<Operation> = ops
+        .iter()
+        .filter(|o| o.key == key)
+        .map(|o| (*o).clone())
+        .collect();
+    history.sort_by_key(|o| o.invoked);
+    Violation {
+        key: key.to_string(),
+        reason,
+        history,
+        longest_prefix: Vec::new(),
+    }
+}
+
+impl Facts {
+    fn gather(ops: &[&Operation]) -> Result<Facts, Violation> {
+        // Which write produced each value.
+        let mut writer: BTreeMap<ValueId, &Operation> = BTreeMap::new();
+        for op in ops {
+            if let Call::Create { value } | Call::Update { value, .. } = op.call
+                && let Some(prev) = writer.insert(value, op)
+            {
+                return Err(violation(
+                    ops,
+                    &op.key,
+                    format!("value {value} written twice (by {prev} and {op})"),
+                ));
+            }
+        }
+        // Every resourceVersion is one log entry: one write or delete.
+        let mut rv_owner: BTreeMap<u64, &Operation> = BTreeMap::new();
+        for op in ops {
+            if let Ret::Written { rv } | Ret::Deleted { rv, .. } = op.ret
+                && let Some(prev) = rv_owner.insert(rv, op)
+            {
+                return Err(violation(
+                    ops,
+                    &op.key,
+                    format!("resourceVersion {rv} returned to two operations: {prev} and {op}"),
+                ));
+            }
+        }
+        let mut facts = Facts {
+            rv_of_value: BTreeMap::new(),
+            value_of_rv: BTreeMap::new(),
+        };
+        let learn = |facts: &mut Facts, value: ValueId, rv: u64, op: &Operation| {
+            let Some(w) = writer.get(&value) else {
+                return Err(violation(
+                    ops,
+                    &op.key,
+                    format!("{op} observed value {value}, which no operation wrote"),
+                ));
+            };
+            if w.key != op.key {
+                return Err(violation(
+                    ops,
+                    &op.key,
+                    format!("{op} observed value {value}, written to another key by {w}"),
+                ));
+            }
+            if matches!(
+                w.ret,
+                Ret::AlreadyExists | Ret::NotFound | Ret::Conflict { .. }
+            ) {
+                return Err(violation(
+                    ops,
+                    &op.key,
+                    format!("{op} observed value {value} of a write that failed: {w}"),
+                ));
+            }
+            if let Some(prev) = facts.rv_of_value.insert(value, rv)
+                && prev != rv
+            {
+                return Err(violation(
+                    ops,
+                    &op.key,
+                    format!(
+                        "value {value} seen at resourceVersions {prev} and {rv} (last by {op})"
+                    ),
+                ));
+            }
+            if let Some(prev) = facts.value_of_rv.insert(rv, value)
+                && prev != value
+            {
+                return Err(violation(
+                    ops,
+                    &op.key,
+                    format!(
+                        "resourceVersion {rv} seen holding values {prev} and {value} (last by {op})"
+                    ),
+                ));
+            }
+            if let Some(owner) = rv_owner.get(&rv)
+                && matches!(owner.ret, Ret::Deleted { .. })
+            {
+                return Err(violation(
+                    ops,
+                    &op.key,
+                    format!("{op} observed resourceVersion {rv}, which is a delete ({owner})"),
+                ));
+            }
+            Ok(())
+        };
+        for op in ops {
+            match (&op.call, &op.ret) {
+                (Call::Create { value } | Call::Update { value, .. }, Ret::Written { rv }) => {
+                    learn(&mut facts, *value, *rv, op)?
+                }
+                (_, Ret::Read(Some((rv, value)))) => learn(&mut facts, *value, *rv, op)?,
+                _ => {}
+            }
+        }
+        // A deleted value must have been written to that key (its rv may
+        // stay unknown if its write had no answer).
+        for op in ops {
+            if let Ret::Deleted { value, .. } = op.ret {
+                match writer.get(&value) {
+                    Some(w)
+                        if w.key == op.key
+                            && !matches!(
+                                w.ret,
+                                Ret::AlreadyExists | Ret::NotFound | Ret::Conflict { .. }
+                            ) => {}
+                    _ => {
+                        return Err(violation(
+                            ops,
+                            &op.key,
+                            format!(
+                                "{op} deleted value {value}, which no successful write on this key produced"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(facts)
+    }
+
+    /// Whether an object whose resourceVersion is `rv` (None: written by an
+    /// unanswered write never observed) may have resourceVersion `r`.
+    fn rv_may_be(&self, rv: Option<u64>, r: u64) -> bool {
+        match rv {
+            Some(x) => x == r,
+            // `r` may be the unknown one unless it is known to be another value's.
+            None => !self.value_of_rv.contains_key(&r),
+        }
+    }
+}
+
+/// The model: the key's object (value and resourceVersion, None when not
+/// known) and the highest resourceVersion written to the key so far, which
+/// every later write must exceed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct State {
+    obj: Option<(ValueId, Option<u64>)>,
+    floor: u64,
+}
+
+impl Facts {
+    /// The state after `op` from `s`, or None if `op` cannot happen there.
+    ///
+    /// An unanswered operation is only ever linearized where it takes
+    /// effect: where its precondition fails it changes nothing, and a no-op
+    /// can always move to the end of the order, which the search treats as
+    /// done once every answered operation is placed.
+    fn step(&self, s: &State, op: &Operation) -> Option<State> {
+        let written = |value: ValueId, rv: Option<u64>| -> Option<State> {
+            match rv {
+                Some(rv) if rv <= s.floor => None,
+                Some(rv) => Some(State {
+                    obj: Some((value, Some(rv))),
+                    floor: rv,
+                }),
+                None => Some(State {
+                    obj: Some((value, None)),
+                    floor: s.floor,
+                }),
+            }
+        };
+        let same = || Some(s.clone());
+        match (&op.call, &op.ret) {
+            (Call::Read, Ret::Read(seen)) => match (seen, &s.obj) {
+                (None, None) => same(),
+                (Some((rv, v)), Some((sv, srv))) if v == sv && srv.is_none_or(|x| x == *rv) => {
+                    same()
+                }
+                _ => None,
+            },
+            (Call::Create { value }, Ret::Written { rv }) if s.obj.is_none() => {
+                written(*value, Some(*rv))
+            }
+            (Call::Create { .. }, Ret::AlreadyExists) if s.obj.is_some() => same(),
+            (Call::Create { value }, Ret::Unknown) if s.obj.is_none() => {
+                written(*value, self.rv_of_value.get(value).copied())
+            }
+            (Call::Update { expect, value }, Ret::Written { rv }) => match s.obj {
+                Some((_, srv)) if self.rv_may_be(srv, *expect) => written(*value, Some(*rv)),
+                _ => None,
+            },
+            (Call::Update { expect, value }, Ret::Unknown) => match s.obj {
+                Some((_, srv)) if self.rv_may_be(srv, *expect) => {
+                    written(*value, self.rv_of_value.get(value).copied())
+                }
+                _ => None,
+            },
+            (
+                Call::Update { expect, .. }
+                | Call::Delete {
+                    expect: Some(expect),
+                },
+                Ret::Conflict { current },
+            ) => match s.obj {
+                Some((_, srv)) if self.rv_may_be(srv, *current) && srv != Some(*expect) => same(),
+                _ => None,
+            },
+            (Call::Update { .. } | Call::Delete { .. }, Ret::NotFound) if s.obj.is_none() => same(),
+            (Call::Delete { expect }, Ret::Deleted { rv, value }) => match s.obj {
+                Some((v, srv))
+                    if v == *value
+                        && *rv > s.floor
+                        && expect.is_none_or(|e| self.rv_may_be(srv, e)) =>
+                {
+                    Some(State {
+                        obj: None,
+                        floor: *rv,
+                    })
+                }
+                _ => None,
+            },
+            (Call::Delete { expect }, Ret::Unknown) => match s.obj {
+                Some((_, srv)) if expect.is_none_or(|e| self.rv_may_be(srv, e)) => Some(State {
+                    obj: None,
+                    floor: s.floor,
+                }),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// One call or return in the doubly linked list the search edits.
+#[derive(Clone, Copy, Debug)]
+struct Event {
+    op: usize,
+    call: bool,
+    /// Index of the matching return (for a call).
+    ret: usize,
+    prev: usize,
+    next: usize,
+}
+
+const NIL: usize = usize::MAX;
+
+struct List {
+    ev: Vec<Event>,
+}
+
+impl List {
+    /// Events sorted by time with a sentinel head at index 0.
+    fn new(ops: &[&Operation]) -> List {
+        let mut times: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            times.push((op.invoked, true, i));
+            let r = if op.ret == Ret::Unknown {
+                u64::MAX
+            } else {
+                op.returned
+            };
+            times.push((r, false, i));
+        }
+        // At equal times (only the infinite returns) order by operation.
+        times.sort_by_key(|&(t, call, i)| (t, !call, i));
+        let mut ev = vec![Event {
+            op: NIL,
+            call: false,
+            ret: NIL,
+            prev: NIL,
+            next: NIL,
+        }];
+        let mut ret_at = vec![NIL; ops.len()];
+        for (t, call, i) in &times {
+            let _ = t;
+            let idx = ev.len();
+            if !call {
+                ret_at[*i] = idx;
+            }
+            ev.push(Event {
+                op: *i,
+                call: *call,
+                ret: NIL,
+                prev: idx - 1,
+                next: NIL,
+            });
+            ev[idx - 1].next = idx;
+        }
+        for e in ev.iter_mut().skip(1) {
+            if e.call {
+                e.ret = ret_at[e.op];
+            }
+        }
+        List { ev }
+    }
+
+    fn unlink(&mut self, i: usize) {
+        let Event { prev, next, .. } = self.ev[i];
+        self.ev[prev].next = next;
+        if next != NIL {
+            self.ev[next].prev = prev;
+        }
+    }
+
+    fn relink(&mut self, i: usize) {
+        let Event { prev, next, .. } = self.ev[i];
+        self.ev[prev].next = i;
+        if next != NIL {
+            self.ev[next].prev = i;
+        }
+    }
+
+    /// Removes a call and its return.
+    fn lift(&mut self, call: usize) {
+        self.unlink(call);
+        self.unlink(self.ev[call].ret);
+    }
+
+    /// Undoes [`List::lift`] (in reverse order).
+    fn unlift(&mut self, call: usize) {
+        self.relink(self.ev[call].ret);
+        self.relink(call);
+    }
+}
+
+fn search(key: &str, ops: &[&Operation], facts: &Facts, budget: u64) -> Verdict {
+    let mut list = List::new(ops);
+    let words = ops.len().div_ceil(64);
+    let mut linearized = vec![0u64; words];
+    let mut seen: HashSet<(Vec<u64>, State)> = HashSet::new();
+    let mut stack: Vec<(usize, State)> = Vec::new();
+    let mut longest: Vec<usize> = Vec::new();
+    let mut state = State {
+        obj: None,
+        floor: 0,
+    };
+    let mut entry = list.ev[0].next;
+    let mut steps = 0u64;
+    let answered = |i: usize| ops[i].ret != Ret::Unknown;
+    let mut left = (0..ops.len()).filter(|&i| answered(i)).count();
+    while left > 0 {
+        steps += 1;
+        if steps > budget {
+            return Verdict::GaveUp {
+                key: key.to_string(),
+                steps,
+            };
+        }
+        let e = list.ev[entry];
+        if e.call {
+            if let Some(next) = facts.step(&state, ops[e.op]) {
+                let mut lin = linearized.clone();
+                lin[e.op / 64] |= 1 << (e.op % 64);
+                if seen.insert((lin.clone(), next.clone())) {
+                    stack.push((entry, std::mem::replace(&mut state, next)));
+                    linearized = lin;
+                    list.lift(entry);
+                    if answered(e.op) {
+                        left -= 1;
+                    }
+                    if stack.len() > longest.len() {
+                        longest = stack.iter().map(|(c, _)| list.ev[*c].op).collect();
+                    }
+                    entry = list.ev[0].next;
+                    continue;
+                }
+            }
+            entry = e.next;
+        } else {
+            // A return before its call was linearized: undo the last choice.
+            let Some((call, prev)) = stack.pop() else {
+                return Verdict::Violation(no_linearization(key, ops, &longest));
+            };
+            state = prev;
+            let op = list.ev[call].op;
+            linearized[op / 64] &= !(1 << (op % 64));
+            list.unlift(call);
+            if answered(op) {
+                left += 1;
+            }
+            entry = list.ev[call].next;
+        }
+    }
+    Verdict::Linearizable
+}
+
+/// Explains a failed search: the longest prefix found and the first
+/// answered operation (by return) that could not follow it.
+fn no_linearization(key: &str, ops: &[&Operation], longest: &[usize]) -> Violation {
+    let placed: HashSet<usize> = longest.iter().copied().collect();
+    let stuck = (0..ops.len())
+        .filter(|i| !placed.contains(i) && ops[*i].ret != Ret::Unknown)
+        .min_by_key(|&i| ops[i].returned);
+    let reason = match stuck {
+        Some(i) => format!(
+            "not linearizable: at most {} of {} operations can be ordered; after them, {} cannot take effect",
+            longest.len(),
+            ops.len(),
+            ops[i]
+        ),
+        None => "not linearizable".to_string(),
+    };
+    let mut v = violation(ops, key, reason);
+    v.longest_prefix = longest.iter().map(|&i| ops[i].clone()).collect();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shorthand: (client, call, ret, invoked, returned).
+    fn op(client: usize, call: Call, ret: Ret, invoked: u64, returned: u64) -> Operation {
+        Operation {
+            client,
+            key: "k".into(),
+            call,
+            ret,
+            invoked,
+            returned,
+        }
+    }
+
+    fn create(v: ValueId) -> Call {
+        Call::Create { value: v }
+    }
+    fn update(expect: u64, v: ValueId) -> Call {
+        Call::Update { expect, value: v }
+    }
+    fn read(rv: u64, v: ValueId) -> Ret {
+        Ret::Read(Some((rv, v)))
+    }
+    fn w(rv: u64) -> Ret {
+        Ret::Written { rv }
+    }
+
+    fn is_ok(h: &[Operation]) -> bool {
+        match check(h, 1_000_000) {
+            Verdict::Linearizable => true,
+            Verdict::Violation(_) => false,
+            Verdict::GaveUp { .. } => panic!("budget exhausted on a tiny history"),
+        }
+    }
+
+    #[test]
+    fn linearizable_histories() {
+        let cases: Vec<(&str, Vec<Operation>)> = vec![
+            ("empty", vec![]),
+            (
+                "read of nothing",
+                vec![op(0, Call::Read, Ret::Read(None), 1, 2)],
+            ),
+            (
+                "sequential create, update, read, delete, read",
+                vec![
+                    op(0, create(1), w(3), 1, 2),
+                    op(0, update(3, 2), w(5), 3, 4),
+                    op(1, Call::Read, read(5, 2), 5, 6),
+                    op(
+                        1,
+                        Call::Delete { expect: Some(5) },
+                        Ret::Deleted { rv: 7, value: 2 },
+                        7,
+                        8,
+                    ),
+                    op(0, Call::Read, Ret::Read(None), 9, 10),
+                ],
+            ),
+            (
+                "concurrent read may see the old or the new value",
+                vec![
+                    op(0, create(1), w(3), 1, 2),
+                    op(0, update(3, 2), w(5), 3, 8),
+                    op(1, Call::Read, read(3, 1), 4, 5),
+                    op(2, Call::Read, read(5, 2), 6, 7),
+                ],
+            ),
+            (
+                "reads ordered against the write's real order, not call order",
+                vec![
+                    op(0, create(1), w(3), 1, 10),
+                    op(1, Call::Read, Ret::Read(None), 2, 3),
+                    op(2, Call::Read, read(3, 1), 4, 5),
+                ],
+            ),
+            (
+                "unknown write that never happened",
+                vec![
+                    op(0, create(1), Ret::Unknown, 1, 0),
+                    op(1, Call::Read, Ret::Read(None), 5, 6),
+                    op(1, create(2), w(9), 7, 8),
+                    op(1, Call::Read, read(9, 2), 10, 11),
+                ],
+            ),
+            (
+                "unknown write that happened long after its call",
+                vec![
+                    op(0, create(1), Ret::Unknown, 1, 0),
+                    op(1, Call::Read, Ret::Read(None), 5, 6),
+                    op(1, Call::Read, read(4, 1), 7, 8),
+                ],
+            ),
+            (
+                "conflict reports the current version",
+                vec![
+                    op(0, create(1), w(3), 1, 2),
+                    op(1, update(3, 2), w(4), 3, 4),
+                    op(0, update(3, 5), Ret::Conflict { current: 4 }, 5, 6),
+                    op(0, create(6), Ret::AlreadyExists, 7, 8),
+                ],
+            ),
+            (
+                "conflict against an unanswered write's unknown version",
+                vec![
+                    op(0, create(1), w(3), 1, 2),
+                    op(1, update(3, 2), Ret::Unknown, 3, 0),
+                    op(0, update(3, 5), Ret::Conflict { current: 4 }, 5, 6),
+                ],
+            ),
+            (
+                "unconditional delete of an unanswered create",
+                vec![
+                    op(0, create(1), Ret::Unknown, 1, 0),
+                    op(
+                        1,
+                        Call::Delete { expect: None },
+                        Ret::Deleted { rv: 6, value: 1 },
+                        3,
+                        4,
+                    ),
+                    op(1, Call::Delete { expect: None }, Ret::NotFound, 5, 7),
+                ],
+            ),
+        ];
+        for (name, h) in cases {
+            assert!(is_ok(&h), "{name}: should be linearizable");
+        }
+    }
+
+    #[test]
+    fn non_linearizable_histories() {
+        let cases: Vec<(&str, Vec<Operation>)> = vec![
+            (
+                "stale read after a completed write",
+                vec![
+                    op(0, create(1), w(3), 1, 2),
+                    op(0, update(3, 2), w(5), 3, 4),
+                    op(1, Call::Read, read(3, 1), 5, 6),
+                ],
+            ),
+            (
+                "lost write: acknowledged create, later read finds nothing",
+                vec![
+                    op(0, create(1), w(3), 1, 2),
+                    op(1, Call::Read, Ret::Read(None), 3, 4),
+                ],
+            ),
+            (
+                "write visible before its call",
+                vec![
+                    op(1, Call::Read, read(3, 1), 1, 2),
+                    op(0, create(1), w(3), 3, 4),
+                ],
+            ),
+            (
+                "unknown write visible before its call",
+                vec![
+                    op(1, Call::Read, read(3, 1), 1, 2),
+                    op(0, create(1), Ret::Unknown, 3, 0),
+                ],
+            ),
+            (
+                "reads go back in time",
+                vec![
+                    op(0, create(1), w(3), 1, 10),
+                    op(1, Call::Read, read(3, 1), 2, 3),
+                    op(2, Call::Read, Ret::Read(None), 4, 5),
+                ],
+            ),
+            (
+                "two creates of one key both succeed",
+                vec![op(0, create(1), w(3), 1, 4), op(1, create(2), w(4), 2, 5)],
+            ),
+            (
+                "compare-and-swap succeeds against the wrong version",
+                vec![
+                    op(0, create(1), w(3), 1, 2),
+                    op(0, update(3, 2), w(4), 3, 4),
+                    op(1, update(3, 5), w(6), 5, 6),
+                ],
+            ),
+            (
+                "versions go backwards",
+                vec![
+                    op(0, create(1), w(7), 1, 2),
+                    op(0, update(7, 2), w(5), 3, 4),
+                ],
+            ),
+            (
+                "a value nobody wrote",
+                vec![op(1, Call::Read, read(3, 42), 1, 2)],
+            ),
+            (
+                "one write seen at two versions (applied twice)",
+                vec![
+                    op(0, create(1), Ret::Unknown, 1, 0),
+                    op(1, Call::Read, read(3, 1), 2, 3),
+                    op(1, Call::Read, read(5, 1), 4, 5),
+                ],
+            ),
+            (
+                "value of a failed write is visible",
+                vec![
+                    op(0, create(1), w(3), 1, 2),
+                    op(1, create(2), Ret::AlreadyExists, 3, 4),
+                    op(1, Call::Read, read(5, 2), 5, 6),
+                ],
+            ),
+            (
+                "conflict while the version matched",
+                vec![
+                    op(0, create(1), w(3), 1, 2),
+                    op(1, update(3, 2), Ret::Conflict { current: 3 }, 3, 4),
+                ],
+            ),
+            (
+                "delete reports a value that was not there",
+                vec![
+                    op(0, create(1), w(3), 1, 2),
+                    op(0, update(3, 2), w(4), 3, 4),
+                    op(
+                        1,
+                        Call::Delete { expect: None },
+                        Ret::Deleted { rv: 6, value: 1 },
+                        5,
+                        6,
+                    ),
+                ],
+            ),
+            (
+                "not found although the key exists",
+                vec![
+                    op(0, create(1), w(3), 1, 2),
+                    op(1, Call::Delete { expect: None }, Ret::NotFound, 3, 4),
+                ],
+            ),
+        ];
+        for (name, h) in cases {
+            assert!(!is_ok(&h), "{name}: should NOT be linearizable");
+        }
+    }
+
+    #[test]
+    fn keys_are_checked_independently_and_reported() {
+        let mut a = op(0, create(1), w(3), 1, 2);
+        a.key = "a".into();
+        let mut b = op(1, Call::Read, Ret::Read(None), 3, 4);
+        b.key = "b".into();
+        let mut stale = op(1, Call::Read, Ret::Read(None), 5, 6);
+        stale.key = "a".into();
+        assert_eq!(check(&[a.clone(), b.clone()], 1000), Verdict::Linearizable);
+        match check(&[a, b, stale], 1000) {
+            Verdict::Violation(v) => {
+                assert_eq!(v.key, "a");
+                assert_eq!(v.history.len(), 2);
+                assert!(v.to_string().contains("key a"));
+            }
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn many_concurrent_unknown_writes_stay_tractable() {
+        // 40 unanswered updates all expecting the same version: at most one
+        // can apply; memoization keeps the search small.
+        let mut h = vec![op(0, create(1), w(3), 1, 2)];
+        for i in 0..40u64 {
+            h.push(op(
+                i as usize + 1,
+                update(3, 100 + i),
+                Ret::Unknown,
+                10 + i,
+                0,
+            ));
+        }
+        h.push(op(0, Call::Read, read(3, 1), 100, 101));
+        h.push(op(0, Call::Read, read(60, 117), 102, 103));
+        assert_eq!(check(&h, 200_000), Verdict::Linearizable);
+        // ...but not two of them.
+        h.push(op(0, Call::Read, read(61, 118), 104, 105));
+        assert!(matches!(check(&h, 200_000), Verdict::Violation(_)));
+    }
+
+    #[test]
+    fn budget_exhaustion_is_reported() {
+        let mut h = vec![op(0, create(1), w(3), 1, 2)];
+        for i in 0..20u64 {
+            h.push(op(i as usize + 1, Call::Read, read(3, 1), 10 + i, 1000));
+        }
+        assert!(matches!(check(&h, 5), Verdict::GaveUp { .. }));
+    }
+}
