@@ -239,10 +239,9 @@ pub fn check_log_matching(logs: &[Log]) -> Result<(), Broken> {
             let hi = a.last_index().min(b.last_index());
             // The highest common index where the terms agree: everything
             // from `lo` up to it must be identical.
-            let Some(at) = (lo..=hi)
-                .rev()
-                .find(|&ix| matches!((a.get(ix), b.get(ix)), (Some(x), Some(y)) if x.term == y.term))
-            else {
+            let Some(at) = (lo..=hi).rev().find(
+                |&ix| matches!((a.get(ix), b.get(ix)), (Some(x), Some(y)) if x.term == y.term),
+            ) else {
                 continue;
             };
             for ix in lo..=at {
@@ -303,7 +302,11 @@ mod tests {
         inv.observe_apply(2, &rec(5, 2, b"a")).unwrap();
         assert!(matches!(
             inv.observe_apply(3, &rec(5, 3, b"b")),
-            Err(Broken::DifferentEntry { index: 5, node: 3, .. })
+            Err(Broken::DifferentEntry {
+                index: 5,
+                node: 3,
+                ..
+            })
         ));
         assert!(inv.observe_apply(3, &rec(5, 2, b"b")).is_err());
         inv.observe_state(1, 5, [1; 32]).unwrap();

@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rand::Rng;
 use raft::eraftpb::{Entry, HardState, Message, SnapshotMetadata};
+use rand::Rng;
 use wasmk::store::durable::Recovered;
 use wasmk::store::{Durable, MemDurable, StoreError, Transport};
 

@@ -18,10 +18,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use raft::eraftpb::Message;
 use rand::seq::IndexedRandom;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use raft::eraftpb::Message;
 use sha2::{Digest, Sha256};
 use wasmk::store::node::{Completion, Input, Outcome, Ticket};
 use wasmk::store::state::StateMachine;
@@ -217,14 +217,31 @@ pub fn run(cfg: SimConfig) -> Result<Report, Failure> {
 
 #[derive(Debug)]
 enum Event {
-    Tick { node: u64, incarnation: u64 },
-    Ready { node: u64, incarnation: u64 },
-    Deliver { from: u64, to: u64, msg: Box<Message> },
+    Tick {
+        node: u64,
+        incarnation: u64,
+    },
+    Ready {
+        node: u64,
+        incarnation: u64,
+    },
+    Deliver {
+        from: u64,
+        to: u64,
+        msg: Box<Message>,
+    },
     /// A client's request reaching a master.
-    Request { node: u64, ticket: Ticket },
-    ClientNext { client: usize },
+    Request {
+        node: u64,
+        ticket: Ticket,
+    },
+    ClientNext {
+        client: usize,
+    },
     Nemesis,
-    Restart { node: u64 },
+    Restart {
+        node: u64,
+    },
     EndWorkload,
     CheckConverged,
 }
@@ -523,7 +540,13 @@ impl Simulation {
         n.digest_at = u64::MAX;
         let incarnation = n.incarnation;
         self.trace(|| format!("master {id} starts (incarnation {incarnation})"));
-        self.schedule(phase + 1, Event::Tick { node: id, incarnation });
+        self.schedule(
+            phase + 1,
+            Event::Tick {
+                node: id,
+                incarnation,
+            },
+        );
         self.after_core(id, false)
     }
 
@@ -635,8 +658,7 @@ impl Simulation {
                     self.finish(ticket, Ret::Unknown);
                     return Ok(());
                 }
-                let Some(input) = self.pending.get_mut(&ticket).and_then(|p| p.input.take())
-                else {
+                let Some(input) = self.pending.get_mut(&ticket).and_then(|p| p.input.take()) else {
                     return Ok(());
                 };
                 if let Some(core) = self.node(node).core.as_mut() {
@@ -744,7 +766,13 @@ impl Simulation {
             let incarnation = n.incarnation;
             // Inputs arriving meanwhile share the cycle, as in the shell.
             let d = self.rng.random_range(0..=2);
-            self.schedule(d, Event::Ready { node: id, incarnation });
+            self.schedule(
+                d,
+                Event::Ready {
+                    node: id,
+                    incarnation,
+                },
+            );
         }
         Ok(())
     }
@@ -770,7 +798,9 @@ impl Simulation {
                             .objects
                             .first()
                             .and_then(|o| o.as_ref())
-                            .ok_or_else(|| format!("delete of {key} at {} returned no object", applied.rv))?;
+                            .ok_or_else(|| {
+                                format!("delete of {key} at {} returned no object", applied.rv)
+                            })?;
                         Ret::Deleted {
                             rv: applied.rv,
                             value: value_of(deleted)?,
@@ -817,10 +847,9 @@ impl Simulation {
 
     /// The entry applied at `rv` must be the transaction this client sent.
     fn check_ack(&self, rv: u64, key: &str, call: &Call) -> Result<(), String> {
-        let data = self
-            .inv
-            .applied_entry(rv)
-            .ok_or_else(|| format!("a write on {key} was acknowledged at {rv}, which nobody applied"))?;
+        let data = self.inv.applied_entry(rv).ok_or_else(|| {
+            format!("a write on {key} was acknowledged at {rv}, which nobody applied")
+        })?;
         let txn = Txn::decode_bytes(data)
             .map_err(|e| format!("entry {rv} acknowledged for {key} is not a transaction: {e}"))?;
         let matches = match (txn.ops.as_slice(), call) {
@@ -837,7 +866,11 @@ impl Simulation {
                 "a client was told its {call:?} on {key} applied at {rv}, but entry {rv} is another request: {:?}",
                 txn.ops
                     .iter()
-                    .map(|o| (o.key.clone(), String::from_utf8_lossy(&o.value).into_owned(), o.expect_rv))
+                    .map(|o| (
+                        o.key.clone(),
+                        String::from_utf8_lossy(&o.value).into_owned(),
+                        o.expect_rv
+                    ))
                     .collect::<Vec<_>>()
             ));
         }
@@ -902,7 +935,10 @@ impl Simulation {
             let value = self.next_value;
             self.next_value += 1;
             if roll < 50 {
-                (Call::Create { value }, vec![Op::create(&key, object(&key, value))])
+                (
+                    Call::Create { value },
+                    vec![Op::create(&key, object(&key, value))],
+                )
             } else if roll < 80 {
                 let e = expect(&mut self.rng);
                 (
@@ -1175,7 +1211,11 @@ impl Simulation {
                 ));
             }
         }
-        let answered = self.history.iter().filter(|o| o.ret != Ret::Unknown).count();
+        let answered = self
+            .history
+            .iter()
+            .filter(|o| o.ret != Ret::Unknown)
+            .count();
         let terms = self
             .nodes
             .iter()

@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{RwLock, RwLockReadGuard};
 use prost::Message as _;
 use raft::eraftpb::{
-    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot,
-    SnapshotMetadata,
+    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, MessageType,
+    Snapshot, SnapshotMetadata,
 };
-use raft::{Config, RawNode, StateRole, Storage};
+use raft::{Config, ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{broadcast, oneshot, watch};
@@ -201,10 +201,15 @@ pub struct NodeCore {
     read_batch: Vec<Ticket>,
     next_read: u64,
     reads_in_flight: BTreeMap<u64, PendingRead>,
-    /// Reads whose index is known, waiting for apply to reach it.
-    reads_waiting: Vec<(u64, Vec<Ticket>)>,
+    /// Reads whose index is known, waiting for apply to reach it:
+    /// (index, created, tickets).
+    reads_waiting: Vec<(u64, u64, Vec<Ticket>)>,
     last_snapshot: u64,
     snapshot_waiters: Vec<Ticket>,
+    /// When this leader last sent a snapshot to each follower. raft-rs
+    /// stops replicating to a follower until its snapshot is reported, and
+    /// the transport cannot tell us it was lost; see [`NodeCore::tick`].
+    snapshots_sent: BTreeMap<u64, u64>,
     completions: Vec<Completion>,
     /// Replaces raft-rs' thread-local randomness for election timeouts when
     /// a run must be reproducible.
@@ -335,6 +340,7 @@ impl NodeCore {
             reads_waiting: Vec::new(),
             last_snapshot: applied,
             snapshot_waiters: Vec::new(),
+            snapshots_sent: BTreeMap::new(),
             completions: Vec::new(),
             election_rng: None,
             apply_log: None,
@@ -453,7 +459,7 @@ impl NodeCore {
                 done.push((ticket, Outcome::ReadIndex(Err(err()))));
             }
         }
-        for (_, tickets) in self.reads_waiting.drain(..) {
+        for (_, _, tickets) in self.reads_waiting.drain(..) {
             for ticket in tickets {
                 done.push((ticket, Outcome::ReadIndex(Err(err()))));
             }
@@ -601,6 +607,61 @@ impl NodeCore {
         for id in reissue {
             self.raw.read_index(id.to_le_bytes().to_vec());
         }
+        let (late, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_waiting)
+            .into_iter()
+            .partition(|(_, created, _)| self.expired(*created));
+        self.reads_waiting = waiting;
+        for (index, _, tickets) in late {
+            for ticket in tickets {
+                self.complete(
+                    ticket,
+                    Outcome::ReadIndex(Err(StoreError::Timeout {
+                        what: format!("linearizable read waiting to apply index {index}"),
+                    })),
+                );
+            }
+        }
+        self.retry_lost_snapshots();
+    }
+
+    /// A follower in raft-rs' Snapshot state gets nothing more until the
+    /// snapshot is reported; if the message was lost, it would wait forever.
+    /// So a snapshot not taken within the request timeout is reported as
+    /// failed, which makes the leader probe the follower and send again.
+    fn retry_lost_snapshots(&mut self) {
+        if self.raw.raft.state != StateRole::Leader {
+            self.snapshots_sent.clear();
+            return;
+        }
+        let mut failed = Vec::new();
+        let prs = self.raw.raft.prs();
+        self.snapshots_sent.retain(|&to, &mut sent| {
+            let pending = prs
+                .get(to)
+                .is_some_and(|pr| pr.state == ProgressState::Snapshot);
+            if pending && self.now.saturating_sub(sent) >= self.timeout_ticks {
+                failed.push(to);
+                return false;
+            }
+            pending
+        });
+        for to in failed {
+            tracing::info!(
+                follower = to,
+                "snapshot not taken in time, sending it again"
+            );
+            self.raw.report_snapshot(to, SnapshotStatus::Failure);
+        }
+    }
+
+    /// Hands messages to the transport, noting snapshots sent.
+    fn send(&mut self, msgs: Vec<Message>) {
+        for m in &msgs {
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                self.snapshots_sent.insert(m.to, self.now);
+            }
+        }
+        self.transport.send(msgs);
     }
 
     fn flush_reads(&mut self) {
@@ -646,7 +707,7 @@ impl NodeCore {
             self.publish_role();
         }
         if !rd.messages().is_empty() {
-            self.transport.send(rd.take_messages());
+            self.send(rd.take_messages());
         }
         if !rd.snapshot().is_empty() {
             self.install_snapshot(rd.snapshot().clone())?;
@@ -671,7 +732,7 @@ impl NodeCore {
             self.durable.sync()?;
         }
         if !rd.persisted_messages().is_empty() {
-            self.transport.send(rd.take_persisted_messages());
+            self.send(rd.take_persisted_messages());
         }
         for rs in rd.take_read_states() {
             let mut id = [0u8; 8];
@@ -679,7 +740,7 @@ impl NodeCore {
                 id.copy_from_slice(&rs.request_ctx);
             }
             if let Some(p) = self.reads_in_flight.remove(&u64::from_le_bytes(id)) {
-                self.reads_waiting.push((rs.index, p.tickets));
+                self.reads_waiting.push((rs.index, p.created, p.tickets));
             }
         }
         let mut light = self.raw.advance(rd);
@@ -687,7 +748,7 @@ impl NodeCore {
             self.storage.mem.wl().mut_hard_state().set_commit(commit);
         }
         if !light.messages().is_empty() {
-            self.transport.send(light.take_messages());
+            self.send(light.take_messages());
         }
         self.apply_committed(light.take_committed_entries())?;
         self.raw.advance_apply();
@@ -699,13 +760,13 @@ impl NodeCore {
     fn resolve_reads(&mut self) {
         let applied = self.shared.state.read().applied();
         let mut still = Vec::new();
-        for (index, tickets) in std::mem::take(&mut self.reads_waiting) {
+        for (index, created, tickets) in std::mem::take(&mut self.reads_waiting) {
             if index <= applied {
                 for ticket in tickets {
                     self.complete(ticket, Outcome::ReadIndex(Ok(index)));
                 }
             } else {
-                still.push((index, tickets));
+                still.push((index, created, tickets));
             }
         }
         self.reads_waiting = still;
@@ -1008,5 +1069,163 @@ impl Driver {
                 _ => false,
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::command::Op;
+    use crate::store::durable::MemDurable;
+
+    /// A transport the test routes by hand.
+    #[derive(Clone, Default)]
+    struct Queue(Arc<parking_lot::Mutex<Vec<Message>>>);
+
+    impl Transport for Queue {
+        fn send(&self, messages: Vec<Message>) {
+            self.0.lock().extend(messages);
+        }
+    }
+
+    struct Cluster {
+        cores: Vec<NodeCore>,
+        queues: Vec<Queue>,
+    }
+
+    fn cluster(n: u64) -> Cluster {
+        let mut cores = Vec::new();
+        let mut queues = Vec::new();
+        for id in 1..=n {
+            let q = Queue::default();
+            let opts = RaftOptions {
+                id,
+                voters: (1..=n).collect(),
+                tick: Duration::from_millis(10),
+                election_tick: 10,
+                heartbeat_tick: 2,
+                snapshot_every: 5,
+                keep_entries: 0,
+                request_timeout: Duration::from_millis(500),
+            };
+            let mut core = NodeCore::new(
+                opts,
+                HistoryLimits::default(),
+                None,
+                Box::new(MemDurable::new()),
+                Arc::new(q.clone()),
+            )
+            .unwrap();
+            core.seed(id);
+            cores.push(core);
+            queues.push(q);
+        }
+        Cluster { cores, queues }
+    }
+
+    impl Cluster {
+        /// Ticks everyone once, then delivers messages until quiet, except
+        /// those `lose` says are lost.
+        fn round(&mut self, lose: &mut dyn FnMut(&Message) -> bool) {
+            for c in &mut self.cores {
+                c.tick();
+                c.process_ready().unwrap();
+            }
+            for _ in 0..20 {
+                let msgs: Vec<Message> = self
+                    .queues
+                    .iter()
+                    .flat_map(|q| q.0.lock().drain(..).collect::<Vec<_>>())
+                    .collect();
+                if msgs.is_empty() {
+                    break;
+                }
+                for m in msgs {
+                    if !lose(&m) {
+                        self.cores[(m.to - 1) as usize].handle(Input::Step(Box::new(m)));
+                    }
+                }
+                for c in &mut self.cores {
+                    c.process_ready().unwrap();
+                }
+            }
+        }
+
+        fn leader(&self) -> Option<u64> {
+            self.cores
+                .iter()
+                .find(|c| c.role().is_leader)
+                .map(|c| c.id())
+        }
+
+        fn applied(&self, id: u64) -> u64 {
+            self.cores[(id - 1) as usize].state().applied()
+        }
+    }
+
+    fn elect(c: &mut Cluster) -> u64 {
+        for _ in 0..100 {
+            c.round(&mut |_| false);
+            if let Some(l) = c.leader() {
+                return l;
+            }
+        }
+        panic!("no leader elected");
+    }
+
+    #[test]
+    fn a_lost_snapshot_is_sent_again() {
+        let mut c = cluster(3);
+        let leader = elect(&mut c);
+        let lagging = if leader == 3 { 2 } else { 3 };
+        // Cut the follower off while the leader writes and compacts its log
+        // past what the follower has: it can only catch up by snapshot.
+        for i in 0..20 {
+            c.cores[(leader - 1) as usize].handle(Input::Propose {
+                ticket: i,
+                txn: Txn {
+                    request_id: 0,
+                    ops: vec![Op::create(format!("cm/{i}"), b"{}".to_vec())],
+                    fence_term: 0,
+                },
+            });
+            c.round(&mut |m| m.to == lagging || m.from == lagging);
+        }
+        assert!(c.applied(leader) >= 20);
+        assert!(c.applied(lagging) < 5);
+        // Reconnect, but lose the first snapshot sent.
+        let mut lost = 0;
+        for _ in 0..300 {
+            c.round(&mut |m| {
+                let drop = m.get_msg_type() == MessageType::MsgSnapshot && lost == 0;
+                lost += u32::from(drop);
+                drop
+            });
+            if c.applied(lagging) == c.applied(leader) {
+                break;
+            }
+        }
+        assert_eq!(lost, 1, "the scenario must lose a snapshot");
+        assert_eq!(
+            c.applied(lagging),
+            c.applied(leader),
+            "the follower never caught up after its snapshot was lost"
+        );
+        assert_eq!(c.cores[(lagging - 1) as usize].state().count("cm/"), 20);
+    }
+
+    #[test]
+    fn request_timeouts_count_ticks() {
+        let opts = RaftOptions {
+            tick: Duration::from_millis(100),
+            request_timeout: Duration::from_millis(1050),
+            ..Default::default()
+        };
+        assert_eq!(opts.request_timeout_ticks(), 11);
+        let zero = RaftOptions {
+            request_timeout: Duration::ZERO,
+            ..Default::default()
+        };
+        assert_eq!(zero.request_timeout_ticks(), 1);
     }
 }
