@@ -191,6 +191,10 @@ pub struct NodeCore {
     /// Ticks since the core started: the only clock it reads.
     now: u64,
     timeout_ticks: u64,
+    /// Counters behind request ids and ReadIndex contexts. They start at a
+    /// random point so that a restarted master never reuses an id of its
+    /// previous run that may still be in the log or in flight: a reused id
+    /// would hand an old entry's result (or read index) to a new request.
     next_request: u64,
     /// Proposals made here, by request id (ordered: expiry is deterministic).
     proposals: BTreeMap<u64, PendingProposal>,
@@ -330,12 +334,12 @@ impl NodeCore {
             shared,
             timeout_ticks: opts.request_timeout_ticks(),
             now: 0,
-            next_request: 1,
+            next_request: rand::random(),
             proposals: BTreeMap::new(),
             deferred: Vec::new(),
             conf_changes: Vec::new(),
             read_batch: Vec::new(),
-            next_read: 1,
+            next_read: rand::random(),
             reads_in_flight: BTreeMap::new(),
             reads_waiting: Vec::new(),
             last_snapshot: applied,
@@ -366,8 +370,17 @@ impl NodeCore {
     /// Makes the core reproducible: election timeouts come from a generator
     /// seeded with `seed` instead of raft-rs' thread-local randomness.
     pub fn seed(&mut self, seed: u64) {
-        self.election_rng = Some(StdRng::seed_from_u64(seed));
+        let mut rng = StdRng::seed_from_u64(seed);
+        self.next_request = rng.random();
+        self.next_read = rng.random();
+        self.election_rng = Some(rng);
         self.rerandomize_election_timeout(true);
+    }
+
+    /// `(raft id << 48) | counter`: unique across masters, and across runs
+    /// of one master while the counter's random start keeps them apart.
+    fn unique_id(&self, counter: u64) -> u64 {
+        (self.opts.id << 48) | (counter & ((1 << 48) - 1))
     }
 
     /// Starts recording what the state machine consumes (see
@@ -481,8 +494,8 @@ impl NodeCore {
     pub fn handle(&mut self, input: Input) {
         match input {
             Input::Propose { ticket, mut txn } => {
-                txn.request_id = (self.opts.id << 48) | (self.next_request & ((1 << 48) - 1));
-                self.next_request += 1;
+                txn.request_id = self.unique_id(self.next_request);
+                self.next_request = self.next_request.wrapping_add(1);
                 self.propose(self.now, ticket, txn);
             }
             Input::ReadIndex { ticket } => self.read_batch.push(ticket),
@@ -668,8 +681,8 @@ impl NodeCore {
         if self.read_batch.is_empty() {
             return;
         }
-        let id = self.next_read;
-        self.next_read += 1;
+        let id = self.unique_id(self.next_read);
+        self.next_read = self.next_read.wrapping_add(1);
         self.reads_in_flight.insert(
             id,
             PendingRead {
@@ -794,8 +807,13 @@ impl NodeCore {
                     EntryType::EntryNormal if e.data.is_empty() => sm.apply_empty(e.index),
                     EntryType::EntryNormal => match Txn::decode_bytes(&e.data) {
                         Ok(txn) => {
-                            let outcome = sm.apply_txn(e.index, e.term, &txn, &mut events);
-                            if let Some(p) = self.proposals.remove(&txn.request_id) {
+                            // A duplicate (the proposal was delivered twice)
+                            // is skipped; whoever waits got the first copy's
+                            // answer, or times out if a snapshot covered it.
+                            if let Some(outcome) =
+                                sm.apply_txn_once(e.index, e.term, &txn, &mut events)
+                                && let Some(p) = self.proposals.remove(&txn.request_id)
+                            {
                                 done.push((
                                     p.ticket,
                                     Outcome::Txn(outcome.map_err(StoreError::Apply)),
@@ -1076,7 +1094,7 @@ impl Driver {
 mod tests {
     use super::*;
     use crate::store::command::Op;
-    use crate::store::durable::MemDurable;
+    use crate::store::durable::{MemDurable, Recovered};
 
     /// A transport the test routes by hand.
     #[derive(Clone, Default)]
@@ -1088,23 +1106,64 @@ mod tests {
         }
     }
 
-    struct Cluster {
-        cores: Vec<NodeCore>,
-        queues: Vec<Queue>,
+    /// A MemDurable the test keeps a handle to, to crash it.
+    #[derive(Clone, Default)]
+    struct Disk(Arc<parking_lot::Mutex<MemDurable>>);
+
+    impl Durable for Disk {
+        fn recover(&mut self) -> Result<Recovered, StoreError> {
+            self.0.lock().recover()
+        }
+        fn append_entries(&mut self, e: &[Entry]) -> Result<(), StoreError> {
+            self.0.lock().append_entries(e)
+        }
+        fn set_hard_state(&mut self, hs: &HardState) -> Result<(), StoreError> {
+            self.0.lock().set_hard_state(hs)
+        }
+        fn sync(&mut self) -> Result<(), StoreError> {
+            self.0.lock().sync()
+        }
+        fn save_snapshot(&mut self, m: &SnapshotMetadata, d: &[u8]) -> Result<(), StoreError> {
+            self.0.lock().save_snapshot(m, d)
+        }
     }
 
-    fn cluster(n: u64) -> Cluster {
-        let mut cores = Vec::new();
-        let mut queues = Vec::new();
+    struct Cluster {
+        n: u64,
+        /// Log entries between snapshots.
+        snapshot_every: u64,
+        cores: Vec<NodeCore>,
+        queues: Vec<Queue>,
+        disks: Vec<Disk>,
+        completions: Vec<Vec<Completion>>,
+    }
+
+    fn cluster(n: u64, snapshot_every: u64) -> Cluster {
+        let mut c = Cluster {
+            n,
+            snapshot_every,
+            cores: Vec::new(),
+            queues: (0..n).map(|_| Queue::default()).collect(),
+            disks: (0..n).map(|_| Disk::default()).collect(),
+            completions: (0..n).map(|_| Vec::new()).collect(),
+        };
         for id in 1..=n {
-            let q = Queue::default();
+            let core = c.boot(id);
+            c.cores.push(core);
+        }
+        c
+    }
+
+    impl Cluster {
+        fn boot(&self, id: u64) -> NodeCore {
+            let i = (id - 1) as usize;
             let opts = RaftOptions {
                 id,
-                voters: (1..=n).collect(),
+                voters: (1..=self.n).collect(),
                 tick: Duration::from_millis(10),
                 election_tick: 10,
                 heartbeat_tick: 2,
-                snapshot_every: 5,
+                snapshot_every: self.snapshot_every,
                 keep_entries: 0,
                 request_timeout: Duration::from_millis(500),
             };
@@ -1112,25 +1171,60 @@ mod tests {
                 opts,
                 HistoryLimits::default(),
                 None,
-                Box::new(MemDurable::new()),
-                Arc::new(q.clone()),
+                Box::new(self.disks[i].clone()),
+                Arc::new(self.queues[i].clone()),
             )
             .unwrap();
             core.seed(id);
-            cores.push(core);
-            queues.push(q);
+            core
         }
-        Cluster { cores, queues }
-    }
 
-    impl Cluster {
+        /// Crashes master `id` (losing unsynced writes) and starts it again
+        /// without a seed, as production does.
+        fn restart_unseeded(&mut self, id: u64) {
+            let i = (id - 1) as usize;
+            let crashed = self.disks[i].0.lock().crash();
+            *self.disks[i].0.lock() = crashed;
+            self.queues[i].0.lock().clear();
+            self.cores[i] = NodeCore::new(
+                self.cores[i].opts.clone(),
+                HistoryLimits::default(),
+                None,
+                Box::new(self.disks[i].clone()),
+                Arc::new(self.queues[i].clone()),
+            )
+            .unwrap();
+        }
+
+        fn core(&mut self, id: u64) -> &mut NodeCore {
+            &mut self.cores[(id - 1) as usize]
+        }
+
+        fn propose(&mut self, id: u64, ticket: Ticket, op: Op) {
+            self.core(id).handle(Input::Propose {
+                ticket,
+                txn: Txn {
+                    request_id: 0,
+                    ops: vec![op],
+                    fence_term: 0,
+                },
+            });
+        }
+
+        fn process(&mut self) {
+            for (c, done) in self.cores.iter_mut().zip(&mut self.completions) {
+                c.process_ready().unwrap();
+                done.extend(c.take_completions());
+            }
+        }
+
         /// Ticks everyone once, then delivers messages until quiet, except
         /// those `lose` says are lost.
         fn round(&mut self, lose: &mut dyn FnMut(&Message) -> bool) {
             for c in &mut self.cores {
                 c.tick();
-                c.process_ready().unwrap();
             }
+            self.process();
             for _ in 0..20 {
                 let msgs: Vec<Message> = self
                     .queues
@@ -1145,9 +1239,7 @@ mod tests {
                         self.cores[(m.to - 1) as usize].handle(Input::Step(Box::new(m)));
                     }
                 }
-                for c in &mut self.cores {
-                    c.process_ready().unwrap();
-                }
+                self.process();
             }
         }
 
@@ -1175,20 +1267,13 @@ mod tests {
 
     #[test]
     fn a_lost_snapshot_is_sent_again() {
-        let mut c = cluster(3);
+        let mut c = cluster(3, 5);
         let leader = elect(&mut c);
         let lagging = if leader == 3 { 2 } else { 3 };
         // Cut the follower off while the leader writes and compacts its log
         // past what the follower has: it can only catch up by snapshot.
         for i in 0..20 {
-            c.cores[(leader - 1) as usize].handle(Input::Propose {
-                ticket: i,
-                txn: Txn {
-                    request_id: 0,
-                    ops: vec![Op::create(format!("cm/{i}"), b"{}".to_vec())],
-                    fence_term: 0,
-                },
-            });
+            c.propose(leader, i, Op::create(format!("cm/{i}"), b"{}".to_vec()));
             c.round(&mut |m| m.to == lagging || m.from == lagging);
         }
         assert!(c.applied(leader) >= 20);
@@ -1212,6 +1297,98 @@ mod tests {
             "the follower never caught up after its snapshot was lost"
         );
         assert_eq!(c.cores[(lagging - 1) as usize].state().count("cm/"), 20);
+    }
+
+    fn name_of(applied: &Applied) -> String {
+        let obj = applied.objects[0].as_ref().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(obj).unwrap();
+        v["metadata"]["name"].as_str().unwrap().to_string()
+    }
+
+    /// A master restarted after proposing must not take the old proposal's
+    /// entry for a new request (request ids used to restart from 1).
+    #[test]
+    fn a_restarted_master_does_not_reuse_request_ids() {
+        let mut c = cluster(3, 1000);
+        let leader = elect(&mut c);
+        let f = if leader == 1 { 2 } else { 1 };
+        // Both runs of the follower take ids as production does (unseeded).
+        c.restart_unseeded(f);
+        for _ in 0..50 {
+            if c.core(f).role().leader == leader {
+                break;
+            }
+            c.round(&mut |_| false);
+        }
+        assert_eq!(c.core(f).role().leader, leader);
+        // The old proposal reaches the leader and commits, but the follower
+        // hears nothing of it before it crashes.
+        c.propose(
+            f,
+            1,
+            Op::create("cm/old", br#"{"metadata":{"name":"old"}}"#.to_vec()),
+        );
+        c.round(&mut |m| m.to == f);
+        c.restart_unseeded(f);
+        c.propose(
+            f,
+            2,
+            Op::create("cm/new", br#"{"metadata":{"name":"new"}}"#.to_vec()),
+        );
+        for _ in 0..50 {
+            c.round(&mut |_| false);
+        }
+        let done = &c.completions[(f - 1) as usize];
+        let new = done
+            .iter()
+            .find(|d| d.ticket == 2)
+            .expect("the new request completed");
+        match &new.outcome {
+            Outcome::Txn(Ok(applied)) => assert_eq!(name_of(applied), "new"),
+            other => panic!("the new request failed: {other:?}"),
+        }
+        assert!(c.core(f).state().get("cm/old").is_some());
+    }
+
+    /// A proposal the network delivers twice (so the leader appends it
+    /// twice) applies once: here an unconditional delete must not remove
+    /// an object created after the first copy applied.
+    #[test]
+    fn a_proposal_delivered_twice_applies_once() {
+        let mut c = cluster(3, 1000);
+        let leader = elect(&mut c);
+        let f = if leader == 1 { 2 } else { 1 };
+        let obj =
+            |v: &str| format!(r#"{{"metadata":{{"name":"k"}},"data":{{"v":"{v}"}}}}"#).into_bytes();
+        c.propose(leader, 1, Op::create("cm/k", obj("1")));
+        c.round(&mut |_| false);
+        c.propose(f, 2, Op::delete("cm/k", None));
+        let mut copy = None;
+        c.round(&mut |m| {
+            if m.get_msg_type() == MessageType::MsgPropose {
+                copy = Some(m.clone());
+            }
+            false
+        });
+        let copy = copy.expect("the follower forwarded its proposal");
+        for _ in 0..5 {
+            c.round(&mut |_| false);
+        }
+        assert!(c.core(leader).state().get("cm/k").is_none());
+        c.propose(leader, 3, Op::create("cm/k", obj("2")));
+        c.round(&mut |_| false);
+        // The late duplicate.
+        c.core(leader).handle(Input::Step(Box::new(copy)));
+        for _ in 0..5 {
+            c.round(&mut |_| false);
+        }
+        for id in 1..=3 {
+            let sm = c.core(id).state();
+            assert!(
+                sm.get("cm/k").is_some(),
+                "master {id} applied the delete twice"
+            );
+        }
     }
 
     #[test]
