@@ -135,6 +135,11 @@ impl fmt::Display for Violation {
 
 /// Checks `history`, spending at most `budget` search steps per key.
 pub fn check(history: &[Operation], budget: u64) -> Verdict {
+    check_counting(history, budget).0
+}
+
+/// Like [`check`], also returning the most search steps one key took.
+pub fn check_counting(history: &[Operation], budget: u64) -> (Verdict, u64) {
     // Reads that got no answer observed nothing.
     let ops: Vec<&Operation> = history
         .iter()
@@ -142,20 +147,22 @@ pub fn check(history: &[Operation], budget: u64) -> Verdict {
         .collect();
     let facts = match Facts::gather(&ops) {
         Ok(f) => f,
-        Err(v) => return Verdict::Violation(v),
+        Err(v) => return (Verdict::Violation(v), 0),
     };
     let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
     for op in &ops {
         by_key.entry(op.key.as_str()).or_default().push(op);
     }
+    let mut most = 0;
     for (key, mut ops) in by_key {
         ops.sort_by_key(|o| o.invoked);
-        match search(key, &ops, &facts, budget) {
-            Verdict::Linearizable => {}
-            other => return other,
+        let (verdict, steps) = search(key, &ops, &facts, budget);
+        most = most.max(steps);
+        if verdict != Verdict::Linearizable {
+            return (verdict, most);
         }
     }
-    Verdict::Linearizable
+    (Verdict::Linearizable, most)
 }
 
 /// What the whole history says about values and resourceVersions.
@@ -501,7 +508,7 @@ impl List {
     }
 }
 
-fn search(key: &str, ops: &[&Operation], facts: &Facts, budget: u64) -> Verdict {
+fn search(key: &str, ops: &[&Operation], facts: &Facts, budget: u64) -> (Verdict, u64) {
     let mut list = List::new(ops);
     let words = ops.len().div_ceil(64);
     let mut linearized = vec![0u64; words];
@@ -519,10 +526,11 @@ fn search(key: &str, ops: &[&Operation], facts: &Facts, budget: u64) -> Verdict 
     while left > 0 {
         steps += 1;
         if steps > budget {
-            return Verdict::GaveUp {
+            let gave_up = Verdict::GaveUp {
                 key: key.to_string(),
                 steps,
             };
+            return (gave_up, steps);
         }
         let e = list.ev[entry];
         if e.call {
@@ -547,7 +555,10 @@ fn search(key: &str, ops: &[&Operation], facts: &Facts, budget: u64) -> Verdict 
         } else {
             // A return before its call was linearized: undo the last choice.
             let Some((call, prev)) = stack.pop() else {
-                return Verdict::Violation(no_linearization(key, ops, &longest));
+                return (
+                    Verdict::Violation(no_linearization(key, ops, &longest)),
+                    steps,
+                );
             };
             state = prev;
             let op = list.ev[call].op;
@@ -559,7 +570,7 @@ fn search(key: &str, ops: &[&Operation], facts: &Facts, budget: u64) -> Verdict 
             entry = list.ev[call].next;
         }
     }
-    Verdict::Linearizable
+    (Verdict::Linearizable, steps)
 }
 
 /// Explains a failed search: the longest prefix found and the first

@@ -121,9 +121,9 @@ impl SimConfig {
             seed,
             profile,
             nodes: if rng.random_bool(0.5) { 3 } else { 5 },
-            clients: rng.random_range(2..=5),
+            clients: rng.random_range(2..=8),
             keys: rng.random_range(1..=3),
-            duration: rng.random_range(1500..=3000),
+            duration: rng.random_range(2000..=5000),
             net,
             snapshot_every: *[4u64, 10, 30, 1000].choose(&mut rng).unwrap_or(&1000),
             keep_entries: rng.random_range(0..=5),
@@ -179,6 +179,8 @@ pub struct Report {
     pub final_index: u64,
     /// Simulated milliseconds until convergence.
     pub end: u64,
+    /// Most linearizability search steps one key needed.
+    pub check_steps: u64,
     /// Hash of every event and result: equal seeds give equal fingerprints.
     pub fingerprint: String,
 }
@@ -187,7 +189,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed={} profile={} nodes={} ops={}+{}? writes={} reads={} crashes={} terms={} index={} end={}ms",
+            "seed={} profile={} nodes={} ops={}+{}? writes={} reads={} crashes={} terms={} index={} end={}ms check={}",
             self.seed,
             self.profile,
             self.nodes,
@@ -198,21 +200,36 @@ impl fmt::Display for Report {
             self.crashes,
             self.terms,
             self.final_index,
-            self.end
+            self.end,
+            self.check_steps
         )
     }
 }
 
-/// Runs the simulation for `cfg`.
+/// Runs the simulation for `cfg`. A panic inside a master (raft-rs
+/// asserts its invariants) is a failure of the run, not of the caller.
 pub fn run(cfg: SimConfig) -> Result<Report, Failure> {
+    let (seed, profile) = (cfg.seed, cfg.profile);
     let mut sim = Simulation::new(cfg);
-    let result = sim.run();
-    result.map_err(|what| Failure {
-        seed: sim.cfg.seed,
-        profile: sim.cfg.profile,
-        at: sim.now,
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run()));
+    let at = sim.now;
+    let fail = |what| Failure {
+        seed,
+        profile,
+        at,
         what,
-    })
+    };
+    match result {
+        Ok(r) => r.map_err(fail),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(no message)".into());
+            Err(fail(format!("panicked: {msg}")))
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -283,6 +300,9 @@ struct SimNode {
     paused_until: u64,
     /// Applied index whose state digest was last reported.
     digest_at: u64,
+    /// Milliseconds between this master's ticks: clocks run at different
+    /// rates.
+    tick_every: u64,
 }
 
 /// A client operation waiting at a master.
@@ -379,7 +399,7 @@ fn broken(b: Broken) -> String {
 
 impl Simulation {
     fn new(cfg: SimConfig) -> Simulation {
-        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let net = Network::new(cfg.net.clone());
         let clients = (0..cfg.clients)
             .map(|_| Client {
@@ -397,6 +417,7 @@ impl Simulation {
                 ready_scheduled: false,
                 paused_until: 0,
                 digest_at: u64::MAX,
+                tick_every: rng.random_range(TICK_MS - 2..=TICK_MS + 2),
             })
             .collect();
         Simulation {
@@ -595,7 +616,8 @@ impl Simulation {
                 if self.node(node).incarnation != incarnation {
                     return Ok(());
                 }
-                self.schedule(TICK_MS, Event::Tick { node, incarnation });
+                let every = self.node(node).tick_every;
+                self.schedule(every, Event::Tick { node, incarnation });
                 // A paused process misses its ticks.
                 if self.now < self.node(node).paused_until {
                     return Ok(());
@@ -1202,7 +1224,9 @@ impl Simulation {
                 self.inv.max_applied()
             ));
         }
-        match linearizability::check(&self.history, self.cfg.check_budget) {
+        let (verdict, check_steps) =
+            linearizability::check_counting(&self.history, self.cfg.check_budget);
+        match verdict {
             Verdict::Linearizable => {}
             Verdict::Violation(v) => return Err(format!("linearizability: {v}")),
             Verdict::GaveUp { key, steps } => {
@@ -1243,6 +1267,7 @@ impl Simulation {
             terms,
             final_index,
             end: self.now,
+            check_steps,
             fingerprint: hex(&self.fingerprint.clone().finalize()),
         })
     }

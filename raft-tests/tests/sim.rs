@@ -42,8 +42,22 @@ fn run_seeds(seeds: impl Iterator<Item = u64>, verbose: bool) {
 /// A bounded mix of seeds (every fault profile) for CI.
 #[test]
 fn seeds() {
-    let n = env_u64("RAFT_SIM_CI_SEEDS").unwrap_or(30);
+    let n = env_u64("RAFT_SIM_CI_SEEDS").unwrap_or(200);
     run_seeds(0..n, true);
+}
+
+/// A seed fixes the run: same seed, same events and results; another seed,
+/// another run.
+#[test]
+fn same_seed_same_run() {
+    for seed in [3, 4] {
+        let a = run_seed(seed, false).unwrap_or_else(|f| panic!("{f}"));
+        let b = run_seed(seed, false).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(a, b, "seed {seed} ran differently twice");
+    }
+    let a = run_seed(3, false).unwrap_or_else(|f| panic!("{f}"));
+    let c = run_seed(8, false).unwrap_or_else(|f| panic!("{f}"));
+    assert_ne!(a.fingerprint, c.fingerprint);
 }
 
 /// Replays one seed: `RAFT_SIM_SEED=<n> cargo test -p raft-tests -- replay`
