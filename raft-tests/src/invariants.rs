@@ -69,11 +69,15 @@ struct AppliedAt {
     term: u64,
     data: Vec<u8>,
     first_node: u64,
+    /// The highest term any leader had when it was first applied: it was
+    /// committed by a leader of this term or an earlier one.
+    committed_by: u64,
 }
 
 /// What the checker has learnt so far in one run.
 #[derive(Debug, Default)]
 pub struct Invariants {
+    /// The leader of each term.
     leaders: BTreeMap<u64, u64>,
     applied: BTreeMap<u64, AppliedAt>,
     /// State digest at an applied index, and the master that reported it.
@@ -118,12 +122,14 @@ impl Invariants {
             }),
             Some(_) => Ok(()),
             None => {
+                let committed_by = self.leaders.keys().next_back().copied().unwrap_or(0);
                 self.applied.insert(
                     *index,
                     AppliedAt {
                         term: *term,
                         data: data.clone(),
                         first_node: node,
+                        committed_by,
                     },
                 );
                 Ok(())
@@ -157,7 +163,9 @@ impl Invariants {
         self.applied.keys().next_back().copied().unwrap_or(0)
     }
 
-    /// Leader Completeness for a leader whose log is `log` (from `log.first`).
+    /// Leader Completeness for the leader of `term`, whose log is `log`:
+    /// it holds every entry committed in an earlier term. (A leader of an
+    /// old term, elected late, need not hold what later terms committed.)
     pub fn check_leader_log(&self, leader: u64, term: u64, log: &Log) -> Result<(), Broken> {
         let broken = |index: u64, problem: String| Broken::LeaderIncomplete {
             leader,
@@ -166,14 +174,18 @@ impl Invariants {
             problem,
         };
         let last = log.last_index();
-        if let Some((&index, _)) = self.applied.range(last + 1..).next() {
+        let before = |a: &AppliedAt| a.committed_by < term;
+        if let Some((&index, _)) = self.applied.range(last + 1..).find(|(_, a)| before(a)) {
             return Err(broken(
                 index,
-                format!("has a log ending at {last}, but an entry was applied"),
+                format!(
+                    "has a log ending at {last}, but an entry committed in an earlier term was applied"
+                ),
             ));
         }
         for e in &log.entries {
             if let Some(a) = self.applied.get(&e.index)
+                && before(a)
                 && (a.term != e.term || a.data != e.data)
             {
                 return Err(broken(
@@ -315,8 +327,9 @@ mod tests {
     }
 
     #[test]
-    fn leader_must_hold_every_applied_entry() {
+    fn leader_must_hold_every_entry_committed_in_an_earlier_term() {
         let mut inv = Invariants::new();
+        inv.observe_leader(1, 1).unwrap();
         inv.observe_apply(1, &rec(1, 1, b"x")).unwrap();
         inv.observe_apply(1, &rec(2, 1, b"y")).unwrap();
         let good = Log {
@@ -337,6 +350,12 @@ mod tests {
             entries: vec![ent(2, 3, b"z")],
         };
         assert!(inv.check_leader_log(3, 3, &wrong).is_err());
+        // Entries committed under term 4 need not be in a late leader of
+        // term 3, but must be in the leader of term 5.
+        inv.observe_leader(2, 4).unwrap();
+        inv.observe_apply(2, &rec(3, 4, b"w")).unwrap();
+        inv.check_leader_log(2, 3, &good).unwrap();
+        assert!(inv.check_leader_log(2, 5, &good).is_err());
     }
 
     #[test]

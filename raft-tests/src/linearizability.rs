@@ -21,7 +21,7 @@
 //! nobody wrote, one write seen at two resourceVersions, two writes sharing
 //! a resourceVersion) before searching.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 /// Identifies a value written by one write operation (unique per history).
@@ -171,7 +171,14 @@ struct Facts {
     rv_of_value: BTreeMap<ValueId, u64>,
     /// The value each known resourceVersion holds.
     value_of_rv: BTreeMap<u64, ValueId>,
+    /// Values some answer shows (a read, a delete's removed object, or a
+    /// known resourceVersion). The others are indistinguishable from each
+    /// other: the model keeps them as [`UNSEEN`].
+    seen: HashSet<ValueId>,
 }
+
+/// The model's stand-in for a value no answer ever shows.
+const UNSEEN: ValueId = ValueId::MAX;
 
 fn violation(ops: &[&Operation], key: &str, reason: String) -> Violation {
     let mut history: Vec<Operation> = ops
@@ -219,6 +226,7 @@ impl Facts {
         let mut facts = Facts {
             rv_of_value: BTreeMap::new(),
             value_of_rv: BTreeMap::new(),
+            seen: HashSet::new(),
         };
         let learn = |facts: &mut Facts, value: ValueId, rv: u64, op: &Operation| {
             let Some(w) = writer.get(&value) else {
@@ -310,7 +318,34 @@ impl Facts {
                 }
             }
         }
+        facts.seen = facts.rv_of_value.keys().copied().collect();
+        for op in ops {
+            if let Ret::Deleted { value, .. } = op.ret {
+                facts.seen.insert(value);
+            }
+        }
         Ok(facts)
+    }
+
+    /// The value as the model stores it.
+    fn canonical(&self, value: ValueId) -> ValueId {
+        if self.seen.contains(&value) {
+            value
+        } else {
+            UNSEEN
+        }
+    }
+
+    /// What an unanswered operation does, for telling interchangeable ones
+    /// apart: two with the same signature have the same effect everywhere.
+    fn signature(&self, call: &Call) -> (u8, u64, u64) {
+        match call {
+            Call::Create { value } => (0, 0, self.canonical(*value)),
+            Call::Update { expect, value } => (1, *expect, self.canonical(*value)),
+            Call::Delete { expect: None } => (2, 0, 0),
+            Call::Delete { expect: Some(e) } => (3, *e, 0),
+            Call::Read => (4, 0, 0),
+        }
     }
 
     /// Whether an object whose resourceVersion is `rv` (None: written by an
@@ -342,6 +377,7 @@ impl Facts {
     /// done once every answered operation is placed.
     fn step(&self, s: &State, op: &Operation) -> Option<State> {
         let written = |value: ValueId, rv: Option<u64>| -> Option<State> {
+            let value = self.canonical(value);
             match rv {
                 Some(rv) if rv <= s.floor => None,
                 Some(rv) => Some(State {
@@ -508,21 +544,112 @@ impl List {
     }
 }
 
+/// The configurations (operations placed, model state) already explored.
+///
+/// Lowe's memoization keeps exact pairs. With unanswered operations a
+/// configuration is also covered by one with the same answered operations
+/// and state but a *subset* of the unanswered ones placed: the extra ones
+/// could just as well go at the end. Without this, every subset of
+/// unanswered operations that passes through the same state is explored.
+struct Seen {
+    /// Bits of the unanswered operations.
+    unknown: Vec<u64>,
+    /// (answered placed, state) -> the unanswered sets placed with them,
+    /// none a superset of another.
+    by_answered: HashMap<(Vec<u64>, State), Vec<Vec<u64>>>,
+}
+
+impl Seen {
+    fn new(ops: &[&Operation]) -> Seen {
+        let mut unknown = vec![0u64; ops.len().div_ceil(64)];
+        for (i, op) in ops.iter().enumerate() {
+            if op.ret == Ret::Unknown {
+                unknown[i / 64] |= 1 << (i % 64);
+            }
+        }
+        Seen {
+            unknown,
+            by_answered: HashMap::new(),
+        }
+    }
+
+    /// Records the configuration; false if an explored one covers it.
+    fn insert(&mut self, placed: &[u64], state: &State) -> bool {
+        let answered: Vec<u64> = placed
+            .iter()
+            .zip(&self.unknown)
+            .map(|(p, u)| p & !u)
+            .collect();
+        let unanswered: Vec<u64> = placed
+            .iter()
+            .zip(&self.unknown)
+            .map(|(p, u)| p & u)
+            .collect();
+        let subset = |a: &[u64], b: &[u64]| a.iter().zip(b).all(|(x, y)| x & !y == 0);
+        let sets = self
+            .by_answered
+            .entry((answered, state.clone()))
+            .or_default();
+        if sets.iter().any(|s| subset(s, &unanswered)) {
+            return false;
+        }
+        sets.retain(|s| !subset(&unanswered, s));
+        sets.push(unanswered);
+        true
+    }
+}
+
+/// One configuration on the search path: its state, the calls that may go
+/// next (those before the first pending return), and which was taken.
+struct Frame {
+    state: State,
+    candidates: Vec<usize>,
+    next: usize,
+    taken: Option<usize>,
+}
+
+/// The calls that may be placed next: every call before the first return
+/// still in the list. Answered operations come first: an unanswered one is
+/// only worth placing early when something answered needs its effect.
+///
+/// Of unanswered operations with the same effect only the earliest called
+/// is offered: a linearization using a later one can use it instead (and
+/// the later one wherever the earliest went).
+fn candidates(list: &List, ops: &[&Operation], facts: &Facts) -> Vec<usize> {
+    let mut answered = Vec::new();
+    let mut unknown = Vec::new();
+    let mut signatures = HashSet::new();
+    let mut i = list.ev[0].next;
+    while i != NIL && list.ev[i].call {
+        let op = ops[list.ev[i].op];
+        if op.ret != Ret::Unknown {
+            answered.push(i);
+        } else if signatures.insert(facts.signature(&op.call)) {
+            unknown.push(i);
+        }
+        i = list.ev[i].next;
+    }
+    answered.extend(unknown);
+    answered
+}
+
 fn search(key: &str, ops: &[&Operation], facts: &Facts, budget: u64) -> (Verdict, u64) {
     let mut list = List::new(ops);
-    let words = ops.len().div_ceil(64);
-    let mut linearized = vec![0u64; words];
-    let mut seen: HashSet<(Vec<u64>, State)> = HashSet::new();
-    let mut stack: Vec<(usize, State)> = Vec::new();
-    let mut longest: Vec<usize> = Vec::new();
-    let mut state = State {
-        obj: None,
-        floor: 0,
-    };
-    let mut entry = list.ev[0].next;
-    let mut steps = 0u64;
+    let mut placed = vec![0u64; ops.len().div_ceil(64)];
+    let mut seen = Seen::new(ops);
     let answered = |i: usize| ops[i].ret != Ret::Unknown;
     let mut left = (0..ops.len()).filter(|&i| answered(i)).count();
+    let mut longest: Vec<usize> = Vec::new();
+    let mut stack = vec![Frame {
+        state: State {
+            obj: None,
+            floor: 0,
+        },
+        candidates: candidates(&list, ops, facts),
+        next: 0,
+        taken: None,
+    }];
+    let mut steps = 0u64;
     while left > 0 {
         steps += 1;
         if steps > budget {
@@ -532,45 +659,62 @@ fn search(key: &str, ops: &[&Operation], facts: &Facts, budget: u64) -> (Verdict
             };
             return (gave_up, steps);
         }
-        let e = list.ev[entry];
-        if e.call {
-            if let Some(next) = facts.step(&state, ops[e.op]) {
-                let mut lin = linearized.clone();
-                lin[e.op / 64] |= 1 << (e.op % 64);
-                if seen.insert((lin.clone(), next.clone())) {
-                    stack.push((entry, std::mem::replace(&mut state, next)));
-                    linearized = lin;
-                    list.lift(entry);
-                    if answered(e.op) {
-                        left -= 1;
-                    }
-                    if stack.len() > longest.len() {
-                        longest = stack.iter().map(|(c, _)| list.ev[*c].op).collect();
-                    }
-                    entry = list.ev[0].next;
-                    continue;
+        let Some(top) = stack.last_mut() else {
+            break;
+        };
+        let Some(&call) = top.candidates.get(top.next) else {
+            // Nothing more to try here: undo the choice that led here.
+            stack.pop();
+            let Some(parent) = stack.last_mut() else {
+                break;
+            };
+            if let Some(call) = parent.taken.take() {
+                let op = list.ev[call].op;
+                placed[op / 64] &= !(1 << (op % 64));
+                list.unlift(call);
+                if answered(op) {
+                    left += 1;
                 }
             }
-            entry = e.next;
-        } else {
-            // A return before its call was linearized: undo the last choice.
-            let Some((call, prev)) = stack.pop() else {
-                return (
-                    Verdict::Violation(no_linearization(key, ops, &longest)),
-                    steps,
-                );
-            };
-            state = prev;
-            let op = list.ev[call].op;
-            linearized[op / 64] &= !(1 << (op % 64));
-            list.unlift(call);
-            if answered(op) {
-                left += 1;
-            }
-            entry = list.ev[call].next;
+            continue;
+        };
+        top.next += 1;
+        let op = list.ev[call].op;
+        let Some(next) = facts.step(&top.state, ops[op]) else {
+            continue;
+        };
+        let mut lin = placed.clone();
+        lin[op / 64] |= 1 << (op % 64);
+        if !seen.insert(&lin, &next) {
+            continue;
+        }
+        top.taken = Some(call);
+        placed = lin;
+        list.lift(call);
+        if answered(op) {
+            left -= 1;
+        }
+        stack.push(Frame {
+            state: next,
+            candidates: candidates(&list, ops, facts),
+            next: 0,
+            taken: None,
+        });
+        if stack.len() > longest.len() + 1 {
+            longest = stack
+                .iter()
+                .filter_map(|f| f.taken.map(|c| list.ev[c].op))
+                .collect();
         }
     }
-    (Verdict::Linearizable, steps)
+    if left == 0 {
+        (Verdict::Linearizable, steps)
+    } else {
+        (
+            Verdict::Violation(no_linearization(key, ops, &longest)),
+            steps,
+        )
+    }
 }
 
 /// Explains a failed search: the longest prefix found and the first
@@ -878,6 +1022,63 @@ mod tests {
         // ...but not two of them.
         h.push(op(0, Call::Read, read(61, 118), 104, 105));
         assert!(matches!(check(&h, 200_000), Verdict::Violation(_)));
+    }
+
+    #[test]
+    fn interchangeable_unanswered_operations_are_tried_in_call_order() {
+        let del = Call::Delete { expect: None };
+        let base = vec![
+            op(0, del.clone(), Ret::Unknown, 1, 0),
+            op(1, create(1), w(3), 2, 3),
+            op(1, Call::Read, Ret::Read(None), 4, 5),
+            op(1, create(2), w(7), 11, 12),
+            op(1, Call::Read, Ret::Read(None), 13, 14),
+        ];
+        // One unanswered delete cannot explain both absences...
+        assert!(!is_ok(&base));
+        // ...two can, the second only after its call.
+        let mut two = base.clone();
+        two.push(op(2, del.clone(), Ret::Unknown, 10, 0));
+        assert!(is_ok(&two));
+        let mut late = base;
+        late.push(op(2, del, Ret::Unknown, 15, 0));
+        assert!(!is_ok(&late));
+    }
+
+    #[test]
+    fn many_unanswered_creates_and_deletes_stay_tractable() {
+        // Crashes leave piles of unanswered writes on one key.
+        let mut h = Vec::new();
+        let mut t = 0;
+        let mut next = || {
+            t += 1;
+            t
+        };
+        for i in 0..30u64 {
+            let c = next();
+            h.push(op(i as usize, create(100 + i), Ret::Unknown, c, 0));
+            let d = next();
+            h.push(op(
+                i as usize,
+                Call::Delete { expect: None },
+                Ret::Unknown,
+                d,
+                0,
+            ));
+        }
+        let (a, b) = (next(), next());
+        h.push(op(0, Call::Read, Ret::Read(None), a, b));
+        let (a, b) = (next(), next());
+        h.push(op(0, Call::Read, read(40, 117), a, b));
+        let (a, b) = (next(), next());
+        h.push(op(0, Call::Read, Ret::Read(None), a, b));
+        let (verdict, steps) = check_counting(&h, 100_000);
+        assert_eq!(verdict, Verdict::Linearizable);
+        assert!(steps < 10_000, "took {steps} steps");
+        // The same value at the same version again after it was gone.
+        let (a, b) = (next(), next());
+        h.push(op(0, Call::Read, read(40, 117), a, b));
+        assert!(matches!(check(&h, 100_000), Verdict::Violation(_)));
     }
 
     #[test]

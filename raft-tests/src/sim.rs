@@ -209,6 +209,12 @@ impl fmt::Display for Report {
 /// Runs the simulation for `cfg`. A panic inside a master (raft-rs
 /// asserts its invariants) is a failure of the run, not of the caller.
 pub fn run(cfg: SimConfig) -> Result<Report, Failure> {
+    run_with_history(cfg).0
+}
+
+/// Like [`run`], also returning the client history (for inspecting a
+/// failure or tuning the checker).
+pub fn run_with_history(cfg: SimConfig) -> (Result<Report, Failure>, Vec<Operation>) {
     let (seed, profile) = (cfg.seed, cfg.profile);
     let mut sim = Simulation::new(cfg);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run()));
@@ -219,7 +225,7 @@ pub fn run(cfg: SimConfig) -> Result<Report, Failure> {
         at,
         what,
     };
-    match result {
+    let result = match result {
         Ok(r) => r.map_err(fail),
         Err(panic) => {
             let msg = panic
@@ -229,7 +235,8 @@ pub fn run(cfg: SimConfig) -> Result<Report, Failure> {
                 .unwrap_or_else(|| "(no message)".into());
             Err(fail(format!("panicked: {msg}")))
         }
-    }
+    };
+    (result, sim.history)
 }
 
 #[derive(Debug)]
