@@ -42,7 +42,7 @@ fn run_seeds(seeds: impl Iterator<Item = u64>, verbose: bool) {
 /// A bounded mix of seeds (every fault profile) for CI.
 #[test]
 fn seeds() {
-    let n = env_u64("RAFT_SIM_CI_SEEDS").unwrap_or(200);
+    let n = env_u64("RAFT_SIM_CI_SEEDS").unwrap_or(400);
     run_seeds(0..n, true);
 }
 

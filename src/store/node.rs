@@ -240,7 +240,7 @@ impl NodeCore {
         )
     }
 
-    pub(crate) fn with_shared(
+    fn with_shared(
         opts: RaftOptions,
         mut durable: Box<dyn Durable>,
         transport: Arc<dyn Transport>,
@@ -407,6 +407,7 @@ impl NodeCore {
         self.now
     }
 
+    /// This master's Raft id.
     pub fn id(&self) -> u64 {
         self.opts.id
     }
