@@ -13,6 +13,7 @@ pub mod executor;
 pub mod gc;
 pub mod metacache;
 pub mod namespace;
+pub mod scheduler;
 pub mod workloads;
 
 use std::future::Future;
@@ -81,6 +82,7 @@ pub fn start_loops(
     let api = api.fenced(term);
     let exec = Arc::new(Executor::new(api.clone(), host));
     let mut tasks = Vec::new();
+    tasks.extend(scheduler::start(exec.clone(), stop.clone()));
     tasks.extend(gc::start(exec.clone(), stop.clone()));
     tasks.extend(namespace::start(exec.clone(), stop.clone()));
     tasks.extend(workloads::start(exec, stop));

@@ -79,6 +79,9 @@ pub fn component_for(kind: &str) -> &'static str {
         "Job" => "job-controller",
         "CronJob" => "cronjob-controller",
         "Namespace" => "namespace-controller",
+        // On the master only the scheduler reports about pods.
+        "Pod" => "default-scheduler",
+        "Node" => "node-controller",
         _ => "garbage-collector-controller",
     }
 }
