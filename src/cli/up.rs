@@ -32,6 +32,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         listen: args.listen,
         extra_sans: args.tls_san,
         extra_kubeconfig: Some(home.join("kubeconfig")),
+        control: Default::default(),
     })
     .await
     .context("wasmk up")?;

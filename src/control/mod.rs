@@ -13,6 +13,7 @@ pub mod executor;
 pub mod gc;
 pub mod metacache;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod scheduler;
 pub mod workloads;
 
@@ -71,18 +72,42 @@ where
     handles
 }
 
+/// Tunables of the control loops.
+#[derive(Clone, Debug)]
+pub struct ControlConfig {
+    /// The master's name, as events report it.
+    pub host: String,
+    /// How long a node may go without renewing its Lease before it is
+    /// Unknown and its pods are evicted.
+    pub node_grace: Duration,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            host: crate::auth::pki::host_name().unwrap_or_else(|| "wasmk".into()),
+            node_grace: Duration::from_secs(8),
+        }
+    }
+}
+
 /// Starts every control loop with writes fenced to `term`; they stop when
 /// `stop` turns true. Returns their tasks.
 pub fn start_loops(
     api: &Api,
     term: u64,
-    host: &str,
+    cfg: &ControlConfig,
     stop: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let api = api.fenced(term);
-    let exec = Arc::new(Executor::new(api.clone(), host));
+    let exec = Arc::new(Executor::new(api.clone(), &cfg.host));
     let mut tasks = Vec::new();
     tasks.extend(scheduler::start(exec.clone(), stop.clone()));
+    tasks.extend(nodelifecycle::start(
+        exec.clone(),
+        cfg.node_grace,
+        stop.clone(),
+    ));
     tasks.extend(gc::start(exec.clone(), stop.clone()));
     tasks.extend(namespace::start(exec.clone(), stop.clone()));
     tasks.extend(workloads::start(exec, stop));
@@ -90,7 +115,7 @@ pub fn start_loops(
 }
 
 /// Runs the control loops whenever this master leads, until `shutdown`.
-pub async fn run_when_leader(api: Api, host: String, mut shutdown: watch::Receiver<bool>) {
+pub async fn run_when_leader(api: Api, cfg: ControlConfig, mut shutdown: watch::Receiver<bool>) {
     let mut role = api.store.role_watch();
     loop {
         // Wait to lead (or to be told to stop).
@@ -109,7 +134,7 @@ pub async fn run_when_leader(api: Api, host: String, mut shutdown: watch::Receiv
         };
         tracing::info!(term, "leading: starting the control loops");
         let (stop_tx, stop_rx) = watch::channel(false);
-        let tasks = start_loops(&api, term, &host, stop_rx);
+        let tasks = start_loops(&api, term, &cfg, stop_rx);
         // Lead until the role or term changes.
         let stopping = loop {
             tokio::select! {

@@ -26,6 +26,8 @@ pub struct MasterConfig {
     pub extra_sans: Vec<String>,
     /// Where to write the admin kubeconfig besides `DATA_DIR/kubeconfig`.
     pub extra_kubeconfig: Option<PathBuf>,
+    /// Tunables of the leader's control loops.
+    pub control: crate::control::ControlConfig,
 }
 
 /// A running master.
@@ -126,8 +128,11 @@ impl Master {
         {
             let api = api.clone();
             let rx = rx.clone();
-            let host = crate::auth::pki::host_name().unwrap_or_else(|| "wasmk".into());
-            tasks.push(tokio::spawn(crate::control::run_when_leader(api, host, rx)));
+            tasks.push(tokio::spawn(crate::control::run_when_leader(
+                api,
+                cfg.control.clone(),
+                rx,
+            )));
         }
         let ca_pem = pki.ca_cert_pem().to_string();
         let kubeconfig = cfg.data_dir.join("kubeconfig");
