@@ -46,7 +46,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         master.kubeconfig.display()
     );
     wait_for_signal().await?;
-    eprintln!("shutting down");
+    tracing::info!("shutting down");
     master.stop().await;
     Ok(())
 }

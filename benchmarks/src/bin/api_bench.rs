@@ -75,15 +75,16 @@ fn start(bin: &PathBuf) -> Result<Server> {
         .spawn()
         .with_context(|| format!("run {}", bin.display()))?;
     let out = child.stdout.take().context("stdout")?;
-    let mut url = None;
-    for line in BufReader::new(out).lines() {
-        let line = line?;
-        if let Some(u) = line.strip_prefix("wasmk is up: API at ") {
-            url = Some(u.trim().to_string());
-            break;
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep draining stdout so the server never writes into a closed pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(u) = line.strip_prefix("wasmk is up: API at ") {
+                let _ = tx.send(u.trim().to_string());
+            }
         }
-    }
-    if url.is_none() {
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
         bail!("wasmk up did not start");
     }
     let (client, _) = ApiClient::from_kubeconfig(Some(&data.join("kubeconfig")))?;
