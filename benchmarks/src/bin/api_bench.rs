@@ -34,6 +34,9 @@ struct Args {
     /// Concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     clients: Vec<usize>,
+    /// Skip the write-throughput levels.
+    #[arg(long)]
+    skip_writes: bool,
     /// Pods to create for the LIST measurement.
     #[arg(long, default_value_t = 10_000)]
     pods: usize,
@@ -169,7 +172,12 @@ async fn main() -> Result<()> {
         "{:>8} {:>12} {:>10} {:>10}",
         "clients", "writes/s", "p50 ms", "p99 ms"
     );
-    for (round, &c) in args.clients.iter().enumerate() {
+    for (round, &c) in args
+        .clients
+        .iter()
+        .enumerate()
+        .filter(|_| !args.skip_writes)
+    {
         let (rate, p50, p99) = writes(&server, c, args.seconds, round).await?;
         println!("{c:>8} {rate:>12.0} {p50:>10.2} {p99:>10.2}");
     }
