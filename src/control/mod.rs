@@ -14,6 +14,7 @@ pub mod gc;
 pub mod metacache;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod quota;
 pub mod scheduler;
 pub mod workloads;
 
@@ -121,6 +122,7 @@ pub fn start_loops(
     ));
     tasks.extend(gc::start(exec.clone(), &meta, stop.clone()));
     tasks.extend(namespace::start(exec.clone(), &meta, stop.clone()));
+    tasks.extend(quota::start(exec.clone(), &meta, stop.clone()));
     tasks.extend(workloads::start(exec, &nodes, &pods, stop));
     tasks
 }
