@@ -1,1 +1,7 @@
-//! (filled in by its owner; see src/lib.rs)
+//! The node agent (work in progress).
+
+pub mod env;
+pub mod lifecycle;
+pub mod plan;
+pub mod status;
+pub mod volumes;
