@@ -305,7 +305,9 @@ pub fn resource_value(
     alloc: &Allocatable,
 ) -> Result<String, ConfigError> {
     let (kind, name) = resource.split_once('.').ok_or_else(|| {
-        config_error(format!("unsupported resourceFieldRef resource {resource:?}"))
+        config_error(format!(
+            "unsupported resourceFieldRef resource {resource:?}"
+        ))
     })?;
     let list = match kind {
         "limits" => &c.resources.limits,
@@ -410,9 +412,7 @@ mod tests {
         p.metadata.namespace = "prod".into();
         p.metadata.uid = "u-9".into();
         p.metadata.labels.insert("app".into(), "web".into());
-        p.metadata
-            .annotations
-            .insert("team".into(), "blue".into());
+        p.metadata.annotations.insert("team".into(), "blue".into());
         p.spec.node_name = "n1".into();
         p.spec.service_account_name = "default".into();
         p
@@ -600,7 +600,12 @@ mod tests {
             env: vec![from("X", key("cfg", "NOPE", Some(true)))],
             ..Default::default()
         };
-        assert!(container_env(&pod(), &c, &sources()).unwrap().as_slice().is_empty());
+        assert!(
+            container_env(&pod(), &c, &sources())
+                .unwrap()
+                .as_slice()
+                .is_empty()
+        );
     }
 
     #[test]

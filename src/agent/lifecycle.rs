@@ -388,12 +388,20 @@ impl ContainerRuntime {
     /// restart. A start that failed before running reuses its number.
     pub fn next_attempt(&self) -> u32 {
         match &self.state {
-            ContainerState::Exited { attempt, termination } if termination.started_at.is_some() => {
-                attempt + 1
-            }
+            ContainerState::Exited {
+                attempt,
+                termination,
+            } if termination.started_at.is_some() => attempt + 1,
             ContainerState::Exited { attempt, .. } => *attempt,
             _ => self.restart_count,
         }
+    }
+
+    /// Puts back a state recorded by an earlier agent (re-adoption after a
+    /// restart). Not a transition: nothing happened to the container, the
+    /// agent only learns where it is.
+    pub fn restore(&mut self, state: ContainerState) {
+        self.state = state;
     }
 
     /// Applies `event`, refusing moves outside [`TRANSITIONS`] and events
@@ -414,7 +422,9 @@ impl ContainerRuntime {
         }
         let next = match (&self.state, &event) {
             (
-                ContainerState::New | ContainerState::Blocked { .. } | ContainerState::Exited { .. },
+                ContainerState::New
+                | ContainerState::Blocked { .. }
+                | ContainerState::Exited { .. },
                 Event::CreateStarted { attempt, at },
             ) => ContainerState::Creating {
                 attempt: *attempt,
@@ -453,13 +463,14 @@ impl ContainerRuntime {
                     spawned_at: *at,
                 },
             },
-            (ContainerState::Creating { attempt, since, .. }, Event::StopRequested { reason, .. }) => {
-                ContainerState::Creating {
-                    attempt: *attempt,
-                    since: *since,
-                    stop: Some(*reason),
-                }
-            }
+            (
+                ContainerState::Creating { attempt, since, .. },
+                Event::StopRequested { reason, .. },
+            ) => ContainerState::Creating {
+                attempt: *attempt,
+                since: *since,
+                stop: Some(*reason),
+            },
             (ContainerState::Starting { attempt, pid, .. }, Event::Started { at, .. }) => {
                 ContainerState::Running {
                     attempt: *attempt,

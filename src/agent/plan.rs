@@ -182,9 +182,9 @@ pub fn retry_delay(reason: Blocker, failures: u32) -> Duration {
         Blocker::ModuleNotFound | Blocker::CreateContainerConfigError => {
             (Duration::seconds(1) * (1 << n)).min(Duration::seconds(10))
         }
-        Blocker::InvalidImageName
-        | Blocker::ErrImagePull
-        | Blocker::CreateContainerError => (BACKOFF_INITIAL * (1 << n)).min(BACKOFF_MAX),
+        Blocker::InvalidImageName | Blocker::ErrImagePull | Blocker::CreateContainerError => {
+            (BACKOFF_INITIAL * (1 << n)).min(BACKOFF_MAX)
+        }
     }
 }
 
@@ -203,12 +203,23 @@ fn deletion_grace(pod: &Pod, gone: bool) -> Duration {
 }
 
 fn spec_grace(pod: &Pod) -> Duration {
-    Duration::seconds(pod.spec.termination_grace_period_seconds.unwrap_or(30).max(0))
+    Duration::seconds(
+        pod.spec
+            .termination_grace_period_seconds
+            .unwrap_or(30)
+            .max(0),
+    )
 }
 
 /// Stops every active container for `reason`, signalling and killing as
 /// their deadlines come.
-fn stop_all(rt: &PodRuntime, reason: StopReason, grace: Duration, now: DateTime<Utc>, plan: &mut Plan) {
+fn stop_all(
+    rt: &PodRuntime,
+    reason: StopReason,
+    grace: Duration,
+    now: DateTime<Utc>,
+    plan: &mut Plan,
+) {
     for c in rt.containers.values() {
         match &c.state {
             ContainerState::Creating { stop: None, .. }
@@ -270,7 +281,13 @@ pub fn plan(pod: &Pod, rt: &PodRuntime, gone: bool, now: DateTime<Utc>) -> Plan 
     let mut plan = Plan::default();
     // Deletion wins over everything: stop, clean up, remove the object.
     if gone || pod.metadata.deletion_timestamp.is_some() {
-        stop_all(rt, StopReason::PodDeleted, deletion_grace(pod, gone), now, &mut plan);
+        stop_all(
+            rt,
+            StopReason::PodDeleted,
+            deletion_grace(pod, gone),
+            now,
+            &mut plan,
+        );
         if !rt.any_active() {
             match rt.finalize {
                 Step::Pending => plan.actions.push(Action::Finalize {
@@ -349,8 +366,10 @@ pub fn plan(pod: &Pod, rt: &PodRuntime, gone: bool, now: DateTime<Utc>) -> Plan 
 
 /// A running container whose spec now names another image.
 fn changed_image(spec: &Container, c: &ContainerRuntime) -> bool {
-    matches!(c.state, ContainerState::Running { .. } | ContainerState::Starting { .. })
-        && !c.image.is_empty()
+    matches!(
+        c.state,
+        ContainerState::Running { .. } | ContainerState::Starting { .. }
+    ) && !c.image.is_empty()
         && c.image != spec.image
 }
 
@@ -368,7 +387,13 @@ fn stop_all_spec_changed(rt: &PodRuntime, now: DateTime<Utc>, plan: &mut Plan) {
             replacing.containers.insert(name.clone(), c.clone());
         }
     }
-    stop_all(&replacing, StopReason::SpecChanged, Duration::zero(), now, plan);
+    stop_all(
+        &replacing,
+        StopReason::SpecChanged,
+        Duration::zero(),
+        now,
+        plan,
+    );
 }
 
 #[cfg(test)]
@@ -572,8 +597,11 @@ mod tests {
                 |_, rt| {
                     running(rt, "b");
                     let c = rt.container_mut("a");
-                    c.apply(Event::CreateStarted { attempt: 0, at: t(0) })
-                        .unwrap();
+                    c.apply(Event::CreateStarted {
+                        attempt: 0,
+                        at: t(0),
+                    })
+                    .unwrap();
                     c.apply(Event::CreateFailed {
                         attempt: 0,
                         reason: Blocker::ModuleNotFound,
@@ -755,9 +783,18 @@ mod tests {
 
     #[test]
     fn retry_delays() {
-        assert_eq!(retry_delay(Blocker::ModuleNotFound, 1), Duration::seconds(1));
-        assert_eq!(retry_delay(Blocker::ModuleNotFound, 3), Duration::seconds(4));
-        assert_eq!(retry_delay(Blocker::ModuleNotFound, 30), Duration::seconds(10));
+        assert_eq!(
+            retry_delay(Blocker::ModuleNotFound, 1),
+            Duration::seconds(1)
+        );
+        assert_eq!(
+            retry_delay(Blocker::ModuleNotFound, 3),
+            Duration::seconds(4)
+        );
+        assert_eq!(
+            retry_delay(Blocker::ModuleNotFound, 30),
+            Duration::seconds(10)
+        );
         assert_eq!(
             retry_delay(Blocker::CreateContainerError, 1),
             Duration::seconds(10)

@@ -10,8 +10,7 @@ use super::plan::{NextStart, PodRuntime, next_start};
 use crate::api::Time;
 use crate::api::core::{
     Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HostIp, Pod, PodCondition, PodIp, PodStatus,
-    qos_class,
+    ContainerStateWaiting, ContainerStatus, HostIp, Pod, PodCondition, PodIp, PodStatus, qos_class,
 };
 
 /// The `containerID` of run `attempt` of a container.
@@ -158,7 +157,11 @@ fn container_status(
     }
 }
 
-fn runtime_of<'a>(rt: &'a PodRuntime, name: &str, fallback: &'a ContainerRuntime) -> &'a ContainerRuntime {
+fn runtime_of<'a>(
+    rt: &'a PodRuntime,
+    name: &str,
+    fallback: &'a ContainerRuntime,
+) -> &'a ContainerRuntime {
     rt.containers.get(name).unwrap_or(fallback)
 }
 
@@ -383,7 +386,14 @@ pub fn pod_status(
     // one from us, as from the kubelet.
     match pod.condition("PodScheduled") {
         Some(c) => conditions.push(c.clone()),
-        None => conditions.push(condition(previous, "PodScheduled", true, "", String::new(), now)),
+        None => conditions.push(condition(
+            previous,
+            "PodScheduled",
+            true,
+            "",
+            String::new(),
+            now,
+        )),
     }
     // Conditions owned by others (DisruptionTarget, readiness gates) stay.
     for c in &pod.status.conditions {
@@ -392,7 +402,11 @@ pub fn pod_status(
         }
     }
     let started = rt.start_time.is_some();
-    let ip = if started { node_ip.to_string() } else { String::new() };
+    let ip = if started {
+        node_ip.to_string()
+    } else {
+        String::new()
+    };
     let (reason, message) = match &rt.outcome {
         Some(o) => (o.reason.clone(), o.message.clone()),
         None => (String::new(), String::new()),
@@ -502,11 +516,8 @@ mod tests {
 
     fn run_to(c: &mut ContainerRuntime, at: i64) {
         let attempt = c.next_attempt();
-        c.apply(Event::CreateStarted {
-            attempt,
-            at: t(at),
-        })
-        .unwrap();
+        c.apply(Event::CreateStarted { attempt, at: t(at) })
+            .unwrap();
         c.apply(Event::Spawned {
             attempt,
             pid: 1,
@@ -514,11 +525,7 @@ mod tests {
             grace: Duration::zero(),
         })
         .unwrap();
-        c.apply(Event::Started {
-            attempt,
-            at: t(at),
-        })
-        .unwrap();
+        c.apply(Event::Started { attempt, at: t(at) }).unwrap();
     }
 
     fn exit(c: &mut ContainerRuntime, code: i32, reason: &str, at: i64) {
@@ -546,7 +553,11 @@ mod tests {
             (
                 "blocked",
                 |c| {
-                    c.apply(Event::CreateStarted { attempt: 0, at: t(0) }).unwrap();
+                    c.apply(Event::CreateStarted {
+                        attempt: 0,
+                        at: t(0),
+                    })
+                    .unwrap();
                     c.apply(Event::CreateFailed {
                         attempt: 0,
                         reason: Blocker::ModuleNotFound,
@@ -618,8 +629,16 @@ mod tests {
             setup(rt.container_mut("a"));
             let (_, apps) = container_statuses(&p, &rt, t(4));
             let s = &apps[0];
-            assert_eq!(serde_json::to_value(&s.state).unwrap(), want_state, "{name}");
-            assert_eq!(serde_json::to_value(&s.last_state).unwrap(), want_last, "{name}");
+            assert_eq!(
+                serde_json::to_value(&s.state).unwrap(),
+                want_state,
+                "{name}"
+            );
+            assert_eq!(
+                serde_json::to_value(&s.last_state).unwrap(),
+                want_last,
+                "{name}"
+            );
             assert_eq!(s.restart_count, restarts, "{name}");
             assert_eq!(s.image, "hello:v1");
         }
@@ -750,13 +769,19 @@ mod tests {
         let mut previous = s.clone();
         previous.conditions[0].last_transition_time = Some(Time(t(-100)));
         let again = pod_status(&p, &rt, &previous, "10.0.0.5", t(20));
-        assert_eq!(again.conditions[0].last_transition_time, Some(Time(t(-100))));
+        assert_eq!(
+            again.conditions[0].last_transition_time,
+            Some(Time(t(-100)))
+        );
         assert_eq!(again.conditions[2].last_transition_time, Some(Time(t(10))));
         // A condition that flips gets the current time.
         run_to(rt.container_mut("b"), 15);
         let flipped = pod_status(&p, &rt, &again, "10.0.0.5", t(20));
         assert_eq!(flipped.conditions[2].status, "True");
-        assert_eq!(flipped.conditions[2].last_transition_time, Some(Time(t(20))));
+        assert_eq!(
+            flipped.conditions[2].last_transition_time,
+            Some(Time(t(20)))
+        );
     }
 
     #[test]
@@ -789,7 +814,10 @@ mod tests {
         let s = status_of(&p, &rt);
         assert_eq!(s.phase, "Succeeded");
         let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "PodCompleted"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "PodCompleted")
+        );
     }
 
     #[test]
@@ -805,10 +833,19 @@ mod tests {
         let s = status_of(&p, &rt);
         assert_eq!(s.phase, "Pending");
         assert_eq!(
-            s.container_statuses[0].state.waiting.as_ref().unwrap().reason,
+            s.container_statuses[0]
+                .state
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason,
             "PodInitializing"
         );
-        let init = s.conditions.iter().find(|c| c.type_ == "Initialized").unwrap();
+        let init = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Initialized")
+            .unwrap();
         assert_eq!(init.message, "containers with incomplete status: [init]");
     }
 
@@ -817,14 +854,26 @@ mod tests {
         let cases = [
             (json!({"a": 1}), json!({"a": 1}), None),
             (json!({"a": 1}), json!({"a": 2}), Some(json!({"a": 2}))),
-            (json!({"a": 1, "b": 2}), json!({"a": 1}), Some(json!({"b": null}))),
+            (
+                json!({"a": 1, "b": 2}),
+                json!({"a": 1}),
+                Some(json!({"b": null})),
+            ),
             (
                 json!({"s": {"x": 1, "y": [1, 2]}}),
                 json!({"s": {"x": 1, "y": [1]}}),
                 Some(json!({"s": {"y": [1]}})),
             ),
-            (json!({}), json!({"n": {"k": "v"}}), Some(json!({"n": {"k": "v"}}))),
-            (json!({"o": {"k": 1}}), json!({"o": "text"}), Some(json!({"o": "text"}))),
+            (
+                json!({}),
+                json!({"n": {"k": "v"}}),
+                Some(json!({"n": {"k": "v"}})),
+            ),
+            (
+                json!({"o": {"k": 1}}),
+                json!({"o": "text"}),
+                Some(json!({"o": "text"})),
+            ),
         ];
         for (old, new, want) in cases {
             assert_eq!(merge_patch(&old, &new), want, "{old} -> {new}");

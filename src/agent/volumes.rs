@@ -179,7 +179,9 @@ pub fn prepare(pod: &Pod, dir: &Path, src: &EnvSources) -> Result<(), VolumeErro
         } else if let Some(s) = &v.secret {
             let optional = s.optional == Some(true);
             let files = match src.secrets.get(&s.secret_name) {
-                Some(obj) => projected_files("Secret", &obj.data, &s.items, s.default_mode, optional)?,
+                Some(obj) => {
+                    projected_files("Secret", &obj.data, &s.items, s.default_mode, optional)?
+                }
                 None if optional => Vec::new(),
                 None => {
                     return Err(VolumeError::Missing(format!(
@@ -298,7 +300,13 @@ mod tests {
                 false,
                 Err("configmap references non-existent config key: nope"),
             ),
-            ("missing optional key", vec![item("nope", "n", None)], None, true, Ok(vec![])),
+            (
+                "missing optional key",
+                vec![item("nope", "n", None)],
+                None,
+                true,
+                Ok(vec![]),
+            ),
             (
                 "escaping path",
                 vec![item("extra", "../x", None)],
@@ -315,7 +323,8 @@ mod tests {
                         .iter()
                         .map(|f| (f.path.display().to_string(), f.mode))
                         .collect();
-                    let w: Vec<(String, u32)> = w.iter().map(|(p, m)| (p.to_string(), *m)).collect();
+                    let w: Vec<(String, u32)> =
+                        w.iter().map(|(p, m)| (p.to_string(), *m)).collect();
                     assert_eq!(got, w, "{name}");
                 }
                 (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{name}: {e}"),
@@ -400,6 +409,9 @@ mod tests {
         // A missing ConfigMap names itself.
         src.config_maps.clear();
         let err = prepare(&pod, tmp.path(), &src).unwrap_err();
-        assert!(matches!(&err, VolumeError::Missing(m) if m == "configmap \"app\" not found"), "{err}");
+        assert!(
+            matches!(&err, VolumeError::Missing(m) if m == "configmap \"app\" not found"),
+            "{err}"
+        );
     }
 }
