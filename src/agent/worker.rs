@@ -49,6 +49,8 @@ pub enum Msg {
         pid: u32,
         pidfd: Arc<OwnedFd>,
         at: DateTime<Utc>,
+        /// The module digest it runs (`imageID`).
+        image_id: String,
     },
     /// Its module started.
     Started {
@@ -361,7 +363,9 @@ impl Worker {
                 pid,
                 pidfd,
                 at,
+                image_id,
             } => {
+                self.rt.container_mut(&container).image_id = image_id;
                 self.sandboxes
                     .insert(container.clone(), Sandbox { attempt, pidfd });
                 self.rt.sandbox_ready = true;
@@ -812,6 +816,7 @@ impl Starter {
             pid: spawned.pid,
             pidfd: pidfd.clone(),
             at: spawned.at,
+            image_id: ready.digest.clone(),
         });
         let waiter = Waiter {
             ctx: ctx.clone(),

@@ -2,6 +2,8 @@
 //! calls into the library; output mimics kubectl where the command is the
 //! same.
 
+mod agent;
+mod logs;
 mod print;
 mod push;
 mod resources;
@@ -44,6 +46,10 @@ pub enum Command {
     Describe(resources::DescribeArgs),
     /// Upload a Wasm module or component to the module store.
     Push(push::PushArgs),
+    /// Run a node agent that joins a cluster.
+    Agent(agent::AgentArgs),
+    /// Print the logs of a pod's container.
+    Logs(logs::LogsArgs),
 }
 
 /// Entry point called by `main.rs`.
@@ -76,6 +82,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Delete(a) => resources::delete(kc.as_deref(), a).await,
         Command::Describe(a) => resources::describe(kc.as_deref(), a).await,
         Command::Push(a) => push::run(kc.as_deref(), a).await,
+        Command::Agent(a) => agent::run(kc.as_deref(), a).await,
+        Command::Logs(a) => logs::run(kc.as_deref(), a).await,
     }
 }
 
