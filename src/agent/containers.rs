@@ -422,14 +422,16 @@ mod tests {
     #[test]
     fn terminations_table() {
         use ExitStatus::*;
-        let cases: Vec<(
-            &str,
+        type Want = (i32, i32, &'static str, &'static str);
+        type Case = (
+            &'static str,
             Option<TerminationRecord>,
             ExitStatus,
             bool,
             Option<StopReason>,
-            (i32, i32, &str, &str),
-        )> = vec![
+            Want,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "completed",
                 Some(record(0, TerminationReason::Completed, "")),

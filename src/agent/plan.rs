@@ -475,7 +475,15 @@ mod tests {
     #[test]
     fn plans_table() {
         type Setup = fn(&mut Pod, &mut PodRuntime);
-        let cases: Vec<(&str, &str, Setup, i64, Vec<Action>, Option<i64>)> = vec![
+        type Case = (
+            &'static str,
+            &'static str,
+            Setup,
+            i64,
+            Vec<Action>,
+            Option<i64>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "new pod starts its containers",
                 "Always",

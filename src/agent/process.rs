@@ -262,6 +262,8 @@ mod tests {
     }
 
     #[test]
+    // The child is reaped by `reap`, which is what this test checks.
+    #[allow(clippy::zombie_processes)]
     fn waits_for_signals_and_reaps_a_child() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -597,7 +597,13 @@ mod tests {
     #[test]
     fn which_run_a_log_request_means() {
         let none = ContainerState::default();
-        let cases: Vec<(&str, PodStatus, bool, Result<(u32, bool), &str>)> = vec![
+        type Case = (
+            &'static str,
+            PodStatus,
+            bool,
+            Result<(u32, bool), &'static str>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "running",
                 status(running(), none.clone(), "wasmk://u/app/2"),

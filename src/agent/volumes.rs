@@ -271,7 +271,8 @@ mod tests {
             mode: m,
         };
         type Want = Result<Vec<(&'static str, u32)>, &'static str>;
-        let cases: Vec<(&str, Vec<KeyToPath>, Option<i32>, bool, Want)> = vec![
+        type Case = (&'static str, Vec<KeyToPath>, Option<i32>, bool, Want);
+        let cases: Vec<Case> = vec![
             (
                 "all keys",
                 vec![],

@@ -48,7 +48,9 @@ pub struct NodeOptions {
 /// Parses `10s`, `500ms`, `2m`, `1h` or a number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num
         .parse()
@@ -146,7 +148,8 @@ fn api_config(args: &AgentArgs, kubeconfig: Option<&std::path::Path>) -> Result<
         .ca_file
         .as_ref()
         .ok_or_else(|| anyhow!("--ca-file is required with --server"))?;
-    let ca = std::fs::read(ca_file).with_context(|| format!("cannot read {}", ca_file.display()))?;
+    let ca =
+        std::fs::read(ca_file).with_context(|| format!("cannot read {}", ca_file.display()))?;
     let token_file = args
         .token_file
         .as_ref()

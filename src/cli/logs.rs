@@ -125,7 +125,15 @@ mod tests {
             "/api/v1/namespaces/default/pods/web/log?container=app&follow=true&tailLines=5"
         );
         assert_eq!(
-            path(&["web", "-p", "--timestamps", "--since", "2m", "--limit-bytes", "10"]),
+            path(&[
+                "web",
+                "-p",
+                "--timestamps",
+                "--since",
+                "2m",
+                "--limit-bytes",
+                "10"
+            ]),
             "/api/v1/namespaces/default/pods/web/log?previous=true&timestamps=true&sinceSeconds=120&limitBytes=10"
         );
     }

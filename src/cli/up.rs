@@ -60,7 +60,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         let path = crate::auth::token::token_file_path(&data_dir);
         let mut tokens = crate::auth::TokenFile::load_or_create(&path).context("token file")?;
-        Some(tokens.ensure_node_token(&path, &node_name).context("token file")?)
+        Some(
+            tokens
+                .ensure_node_token(&path, &node_name)
+                .context("token file")?,
+        )
     };
     let master = Master::start(MasterConfig {
         data_dir: data_dir.clone(),

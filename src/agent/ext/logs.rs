@@ -105,7 +105,7 @@ impl PodLogs {
                 pod.spec.node_name
             ))
         })?;
-        let agent = self.nodes.for_node(&node)?;
+        let agent = self.nodes.for_node(&node).map_err(ApiError::unavailable)?;
         let pairs: Vec<(&str, String)> = PASSED
             .iter()
             .filter_map(|k| ctx.query.get(*k).map(|v| (*k, v.clone())))

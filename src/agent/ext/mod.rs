@@ -22,7 +22,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::api::core::Node;
-use crate::apiserver::error::ApiError;
 use crate::apiserver::{Api, ApiServer};
 use crate::auth::Authenticator;
 use crate::client::{ApiClient, ApiClientConfig};
@@ -71,8 +70,8 @@ impl NodeClients {
     }
 
     /// A client for the agent of `node`.
-    pub fn for_node(&self, node: &Node) -> Result<ApiClient, ApiError> {
-        let url = node_endpoint(node).map_err(ApiError::unavailable)?;
+    pub fn for_node(&self, node: &Node) -> Result<ApiClient, String> {
+        let url = node_endpoint(node)?;
         let mut clients = self.clients.lock();
         if let Some(c) = clients.get(&url) {
             return Ok(c.clone());
@@ -83,7 +82,7 @@ impl NodeClients {
         cfg.connect_timeout = Duration::from_secs(3);
         cfg.request_timeout = Duration::from_secs(30);
         let client = ApiClient::from_config(cfg)
-            .map_err(|e| ApiError::internal(format!("cannot make a client for {url}: {e}")))?;
+            .map_err(|e| format!("cannot make a client for {url}: {e}"))?;
         clients.insert(url, client.clone());
         Ok(client)
     }
