@@ -168,16 +168,27 @@ impl TokenFile {
     /// there is none yet. The file is rewritten atomically; existing lines and
     /// comments are kept as they are.
     pub fn ensure_node_token(&mut self, path: &Path, node: &str) -> Result<String, AuthError> {
-        let user = node_user(node);
+        self.ensure_token(path, &node_user(node), &[NODES_GROUP])
+    }
+
+    /// The token of `user`, adding one (with `groups`) to the file at
+    /// `path` when the user has none yet, as [`TokenFile::ensure_node_token`]
+    /// does for nodes.
+    pub fn ensure_token(
+        &mut self,
+        path: &Path,
+        user: &str,
+        groups: &[&str],
+    ) -> Result<String, AuthError> {
         if let Some(e) = self.entries.iter().find(|e| e.user.name == user) {
             return Ok(e.token.clone());
         }
         let entry = TokenEntry {
             token: generate_token(),
             user: UserInfo {
-                name: user,
+                name: user.to_string(),
                 uid: uuid::Uuid::new_v4().to_string(),
-                groups: vec![NODES_GROUP.into()],
+                groups: groups.iter().map(|g| g.to_string()).collect(),
             },
         };
         let mut text = match std::fs::read_to_string(path) {

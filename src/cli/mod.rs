@@ -2,6 +2,8 @@
 //! calls into the library; output mimics kubectl where the command is the
 //! same.
 
+mod agent;
+mod logs;
 mod print;
 mod push;
 mod resources;
@@ -58,6 +60,10 @@ pub enum Command {
     Uncordon(workloads::NodeArgs),
     /// Cordon a node and evict its pods.
     Drain(workloads::DrainArgs),
+    /// Run a node agent that joins a cluster.
+    Agent(agent::AgentArgs),
+    /// Print the logs of a pod's container.
+    Logs(logs::LogsArgs),
 }
 
 /// Entry point called by `main.rs`.
@@ -96,6 +102,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Cordon(a) => workloads::cordon(kc.as_deref(), a, true).await,
         Command::Uncordon(a) => workloads::cordon(kc.as_deref(), a, false).await,
         Command::Drain(a) => workloads::drain(kc.as_deref(), a).await,
+        Command::Agent(a) => agent::run(kc.as_deref(), a).await,
+        Command::Logs(a) => logs::run(kc.as_deref(), a).await,
     }
 }
 
