@@ -32,10 +32,10 @@ struct Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.cluster.kill9();
-        if let (Ok(mgr), Ok(root)) = (CgroupManager::detect(), CgroupPath::new(&self.cgroup_root)) {
-            if let Err(e) = mgr.remove(&root) {
-                eprintln!("cannot remove cgroup {}: {e}", self.cgroup_root);
-            }
+        if let (Ok(mgr), Ok(root)) = (CgroupManager::detect(), CgroupPath::new(&self.cgroup_root))
+            && let Err(e) = mgr.remove(&root)
+        {
+            eprintln!("cannot remove cgroup {}: {e}", self.cgroup_root);
         }
     }
 }

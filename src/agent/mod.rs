@@ -142,7 +142,7 @@ impl AgentConfig {
             memory_reserve: 100 << 20,
             cgroup_root: "wasmk".into(),
             pids_limit: 64,
-            lease_interval: Duration::from_secs(10),
+            lease_interval: Duration::from_secs(2),
             status_interval: Duration::from_secs(10),
             stats_interval: Duration::from_secs(15),
             status_coalesce: Duration::from_millis(25),

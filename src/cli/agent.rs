@@ -25,8 +25,9 @@ pub struct NodeOptions {
     /// Memory kept back from pods (a quantity such as 100Mi).
     #[arg(long, default_value = "100Mi")]
     pub memory_reserve: String,
-    /// How often the node's Lease is renewed (e.g. 10s, 500ms).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// How often the node's Lease is renewed (e.g. 2s, 500ms); keep it
+    /// well under the control plane's node grace period (8s by default).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub lease_interval: Duration,
     /// How often pod and node usage is sampled for `kubectl top`.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]

@@ -69,6 +69,14 @@ pub enum Command {
 /// Entry point called by `main.rs`.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Up(_) | Command::Agent(_)) {
+        // A client command piped into `head` ends quietly, as kubectl does;
+        // daemons keep SIGPIPE ignored so a closed socket is just an error.
+        // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     init_logging(&cli.log);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

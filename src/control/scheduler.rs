@@ -31,6 +31,9 @@ struct State {
     active: BTreeSet<String>,
     /// Pods that fit nowhere, waiting for the cluster to change.
     parked: HashSet<String>,
+    /// Bumped by every change that unparks: a pod found unschedulable
+    /// against an older cluster is not parked but tried again.
+    epoch: u64,
 }
 
 /// Starts the scheduler.
@@ -44,11 +47,13 @@ pub fn start(
         cache: Cache::new(),
         active: BTreeSet::new(),
         parked: HashSet::new(),
+        epoch: 0,
     }));
     let wake = Arc::new(Notify::new());
     let unpark = |s: &mut State| {
         let parked: Vec<String> = s.parked.drain().collect();
         s.active.extend(parked);
+        s.epoch += 1;
     };
     {
         let (state, wake) = (state.clone(), wake.clone());
@@ -112,13 +117,15 @@ pub fn start(
         nodes.wait_synced().await;
         pods.wait_synced().await;
         loop {
-            let batch: Vec<Arc<Pod>> = {
+            let (batch, epoch): (Vec<Arc<Pod>>, u64) = {
                 let mut s = state.lock();
                 let keys: Vec<String> = std::mem::take(&mut s.active).into_iter().collect();
-                keys.iter()
+                let batch = keys
+                    .iter()
                     .filter_map(|k| pods.get(k))
                     .filter(|p| needs_scheduling(p))
-                    .collect()
+                    .collect();
+                (batch, s.epoch)
             };
             if batch.is_empty() {
                 tokio::select! {
@@ -143,7 +150,16 @@ pub fn start(
                 match result {
                     Ok(node) => binds.push(bind(&exec, &state, pod.clone(), info.clone(), node)),
                     Err(fit) => {
-                        state.lock().parked.insert(key_of(pod.as_ref()));
+                        {
+                            let mut s = state.lock();
+                            if s.epoch == epoch {
+                                s.parked.insert(key_of(pod.as_ref()));
+                            } else {
+                                // The cluster changed while it was placed.
+                                s.active.insert(key_of(pod.as_ref()));
+                                wake.notify_one();
+                            }
+                        }
                         unschedulable(&exec, pod, &fit).await;
                     }
                 }
