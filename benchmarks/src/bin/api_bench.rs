@@ -69,7 +69,7 @@ fn start(bin: &PathBuf) -> Result<Server> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let mut child = Command::new(bin)
-        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["up", "--no-agent", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
         .env("HOME", dir.path())
         .env("WASMK_LOG", "warn")
