@@ -74,9 +74,16 @@ impl Fixture {
         if !self.roots.contains(&root) {
             self.roots.push(root.clone());
         }
+        // Joins with a bootstrap token, as a new machine would.
+        let out = self.cluster.wasmk(&["token", "create", "--ttl", "1h"]);
+        assert!(
+            out.status.success(),
+            "wasmk token create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let token = self
             .cluster
-            .write_file("agent-token", &self.cluster.token());
+            .write_file("agent-token", String::from_utf8_lossy(&out.stdout).trim());
         let ca = self.cluster.data_dir.join("pki").join("ca.crt");
         Command::new(wasmk_bin())
             .args(["agent", "--server", &self.cluster.url, "--name", name])

@@ -7,6 +7,7 @@ mod logs;
 mod print;
 mod push;
 mod resources;
+mod token;
 mod up;
 mod workloads;
 
@@ -64,6 +65,9 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Print the logs of a pod's container.
     Logs(logs::LogsArgs),
+    /// Manage bootstrap tokens with which new nodes join.
+    #[command(subcommand)]
+    Token(token::TokenCmd),
 }
 
 /// Entry point called by `main.rs`.
@@ -112,6 +116,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Drain(a) => workloads::drain(kc.as_deref(), a).await,
         Command::Agent(a) => agent::run(kc.as_deref(), a).await,
         Command::Logs(a) => logs::run(kc.as_deref(), a).await,
+        Command::Token(c) => token::run(kc.as_deref(), c).await,
     }
 }
 

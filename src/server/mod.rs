@@ -106,7 +106,20 @@ impl Master {
         let api = Api::new(store.clone());
         let url = url_for(addr);
         let server_address = url.trim_start_matches("https://").to_string();
-        let auth = Arc::new(Authenticator::new(&tokens));
+        let secrets = store.clone();
+        let auth = Arc::new(Authenticator::new(&tokens).with_bootstrap(Arc::new(
+            move |id: &str| {
+                let key = format!(
+                    "secrets/{}/{}",
+                    crate::auth::bootstrap::NAMESPACE,
+                    crate::auth::bootstrap::secret_name(id)
+                );
+                secrets.read(|sm| {
+                    sm.get(&key)
+                        .and_then(|s| serde_json::from_slice(&s.value).ok())
+                })
+            },
+        )));
         let mut server = ApiServer::new(api.clone(), Some(auth.clone()), server_address);
         server
             .extensions
