@@ -647,7 +647,7 @@ mod tests {
         let v = serde_json::to_value(&l).unwrap();
         assert_eq!(v["metadata"]["namespace"], LEASE_NAMESPACE);
         assert_eq!(v["spec"]["holderIdentity"], "n1");
-        assert_eq!(v["spec"]["leaseDurationSeconds"], 40);
+        assert_eq!(v["spec"]["leaseDurationSeconds"], LEASE_DURATION_SECONDS);
         assert_eq!(v["metadata"]["ownerReferences"][0]["kind"], "Node");
         assert!(l.is_held(now));
     }
