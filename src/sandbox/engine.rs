@@ -145,7 +145,7 @@ mod tests {
     fn compiled_artifacts_load_into_sandbox_engines() {
         let compiler = new_engine(EngineRole::Compiler, None).unwrap();
         let bytes = compiler
-            .precompile_module(b"(module (func (export \"_start\")))")
+            .precompile_module(&wat::parse_str("(module (func (export \"_start\")))").unwrap())
             .unwrap();
         let sandbox = new_engine(EngineRole::Sandbox, Some(256 * 1024)).unwrap();
         // SAFETY: the bytes come from precompile_module just above.
