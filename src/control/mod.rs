@@ -16,6 +16,7 @@ pub mod namespace;
 pub mod nodelifecycle;
 pub mod quota;
 pub mod scheduler;
+pub mod tokens;
 pub mod workloads;
 
 use std::future::Future;
@@ -123,6 +124,7 @@ pub fn start_loops(
     tasks.extend(gc::start(exec.clone(), &meta, stop.clone()));
     tasks.extend(namespace::start(exec.clone(), &meta, stop.clone()));
     tasks.extend(quota::start(exec.clone(), &meta, stop.clone()));
+    tasks.extend(tokens::start(exec.clone(), stop.clone()));
     tasks.extend(workloads::start(exec, &nodes, &pods, stop));
     tasks
 }
