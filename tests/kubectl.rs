@@ -432,3 +432,41 @@ fn resource_quotas_and_limit_ranges() {
         "{desc}"
     );
 }
+
+#[test]
+fn bootstrap_tokens_authenticate_until_deleted() {
+    let c = Cluster::up_with(&["--no-agent"]);
+    let out = c.wasmk(&[
+        "token",
+        "create",
+        "--ttl",
+        "10m",
+        "--description",
+        "for node2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (id, _) = token.split_once('.').expect("id.secret");
+    let with_token = |t: &str| c.kubectl(&["--token", t, "get", "namespaces", "-o", "name"]);
+    assert!(with_token(&token).status.success());
+    let list = String::from_utf8_lossy(&c.wasmk(&["token", "list"]).stdout).into_owned();
+    assert!(list.contains(id) && list.contains("for node2"), "{list}");
+    // A wrong secret for a real id is refused.
+    let forged = format!("{id}.{}", "0".repeat(16));
+    let out = with_token(&forged);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Unauthorized"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(c.wasmk(&["token", "delete", id]).status.success());
+    assert!(
+        !with_token(&token).status.success(),
+        "a deleted token still works"
+    );
+}
