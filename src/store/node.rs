@@ -37,7 +37,7 @@ use super::durable::Durable;
 use super::state::{Applied, Event, HistoryLimits, SnapshotData, StateMachine};
 use super::storage::RaftStorage;
 use super::transport::Transport;
-use super::{RoleInfo, StoreError, WatchMsg};
+use super::{PeerProgress, RaftStatus, RoleInfo, StoreError, WatchMsg};
 
 /// Tunables of the Raft driver.
 #[derive(Clone, Debug)]
@@ -106,6 +106,12 @@ pub enum Input {
     TransferLeader { to: u64 },
     /// Take a snapshot (and compact the log) now; completes with its index.
     Snapshot { ticket: Ticket },
+    /// The transport could not deliver a message to peer `id` (raft-rs then
+    /// probes it instead of streaming to it).
+    ReportUnreachable { id: u64 },
+    /// The transport delivered (`ok`) or failed to deliver a snapshot to
+    /// peer `id`.
+    ReportSnapshot { id: u64, ok: bool },
 }
 
 /// How a request ended.
@@ -150,6 +156,8 @@ pub(crate) struct Shared {
     pub role: watch::Sender<RoleInfo>,
     /// Set when the driver stopped; every later request fails with it.
     pub failed: parking_lot::Mutex<Option<String>>,
+    /// Raft's progress as of the last Ready cycle (for `cluster status`).
+    pub status: parking_lot::Mutex<RaftStatus>,
 }
 
 impl Shared {
@@ -160,6 +168,7 @@ impl Shared {
             applied: watch::channel(0).0,
             role: watch::channel(RoleInfo::default()).0,
             failed: parking_lot::Mutex::new(None),
+            status: parking_lot::Mutex::new(RaftStatus::default()),
         }
     }
 }
@@ -200,7 +209,9 @@ pub struct NodeCore {
     proposals: BTreeMap<u64, PendingProposal>,
     /// Proposals that raft dropped (no leader yet), retried until timeout.
     deferred: Vec<(u64, Ticket, Txn)>,
-    conf_changes: Vec<(u64, Ticket)>,
+    /// Membership changes proposed here: (request id carried in the
+    /// entry's context, tick proposed, ticket).
+    conf_changes: Vec<(u64, u64, Ticket)>,
     /// Read barriers that arrived since the last Ready cycle.
     read_batch: Vec<Ticket>,
     next_read: u64,
@@ -364,6 +375,7 @@ impl NodeCore {
             // A one-voter group need not wait an election timeout.
             core.raw.campaign().map_err(StoreError::Raft)?;
         }
+        core.publish_status();
         Ok(core)
     }
 
@@ -462,7 +474,7 @@ impl NodeCore {
         for (_, ticket, _) in self.deferred.drain(..) {
             done.push((ticket, Outcome::Txn(Err(err()))));
         }
-        for (_, ticket) in self.conf_changes.drain(..) {
+        for (_, _, ticket) in self.conf_changes.drain(..) {
             done.push((ticket, Outcome::ConfChange(Err(err()))));
         }
         for ticket in self.read_batch.drain(..) {
@@ -506,8 +518,12 @@ impl NodeCore {
                 }
             }
             Input::ConfChange { ticket, cc } => {
-                match self.raw.propose_conf_change(Vec::new(), cc) {
-                    Ok(()) => self.conf_changes.push((self.now, ticket)),
+                // The entry's context names the request, so that only its
+                // own proposer completes when it applies.
+                let id = self.unique_id(self.next_request);
+                self.next_request = self.next_request.wrapping_add(1);
+                match self.raw.propose_conf_change(id.to_le_bytes().to_vec(), cc) {
+                    Ok(()) => self.conf_changes.push((id, self.now, ticket)),
                     Err(e) => {
                         let e = self.not_leader_or(e);
                         self.complete(ticket, Outcome::ConfChange(Err(e)));
@@ -516,8 +532,32 @@ impl NodeCore {
             }
             Input::TransferLeader { to } => self.raw.transfer_leader(to),
             Input::Snapshot { ticket } => self.snapshot_waiters.push(ticket),
+            Input::ReportUnreachable { id } => self.raw.report_unreachable(id),
+            Input::ReportSnapshot { id, ok } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                if !ok {
+                    self.snapshots_sent.remove(&id);
+                }
+                self.raw.report_snapshot(id, status);
+            }
         }
         self.rerandomize_election_timeout(false);
+    }
+
+    /// How long a request may wait for a leader to be known before it
+    /// fails with [`StoreError::NoLeader`]: two election timeouts, time
+    /// enough for a normal election, short enough that a master cut off
+    /// from the majority refuses promptly.
+    fn no_leader_ticks(&self) -> u64 {
+        2 * self.opts.election_tick as u64
+    }
+
+    fn leader_known(&self) -> bool {
+        self.raw.raft.leader_id != raft::INVALID_ID
     }
 
     fn not_leader_or(&self, e: raft::Error) -> StoreError {
@@ -551,16 +591,14 @@ impl NodeCore {
         self.now += 1;
         self.raw.tick();
         self.rerandomize_election_timeout(false);
-        // Retry proposals dropped for lack of a leader.
+        // Retry proposals dropped for lack of a leader. Never handed to
+        // raft, they certainly did not apply: NoLeader says so (503).
         for (created, ticket, txn) in std::mem::take(&mut self.deferred) {
-            if self.expired(created) {
-                self.complete(
-                    ticket,
-                    Outcome::Txn(Err(StoreError::Timeout {
-                        what: "write waiting for a Raft leader".into(),
-                    })),
-                );
-            } else if self.raw.raft.leader_id != raft::INVALID_ID {
+            let waited = self.now.saturating_sub(created);
+            if self.expired(created) || (!self.leader_known() && waited >= self.no_leader_ticks()) {
+                let leader = self.raw.raft.leader_id;
+                self.complete(ticket, Outcome::Txn(Err(StoreError::NoLeader { leader })));
+            } else if self.leader_known() {
                 self.propose(created, ticket, txn);
             } else {
                 self.deferred.push((created, ticket, txn));
@@ -584,9 +622,9 @@ impl NodeCore {
         }
         let (conf_expired, conf_live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conf_changes)
             .into_iter()
-            .partition(|(c, _)| self.expired(*c));
+            .partition(|(_, c, _)| self.expired(*c));
         self.conf_changes = conf_live;
-        for (_, ticket) in conf_expired {
+        for (_, _, ticket) in conf_expired {
             self.complete(
                 ticket,
                 Outcome::ConfChange(Err(StoreError::Timeout {
@@ -598,8 +636,11 @@ impl NodeCore {
         // committed in its term); fail those past the deadline.
         let mut reissue = Vec::new();
         let mut dead = Vec::new();
+        let leaderless = !self.leader_known();
+        let no_leader_ticks = self.no_leader_ticks();
         for (id, p) in self.reads_in_flight.iter_mut() {
-            if self.now.saturating_sub(p.created) >= self.timeout_ticks {
+            let waited = self.now.saturating_sub(p.created);
+            if waited >= self.timeout_ticks || (leaderless && waited >= no_leader_ticks) {
                 dead.push(*id);
             } else if self.now.saturating_sub(p.issued) >= 2 {
                 p.issued = self.now;
@@ -609,12 +650,15 @@ impl NodeCore {
         for id in dead {
             if let Some(p) = self.reads_in_flight.remove(&id) {
                 for ticket in p.tickets {
-                    self.complete(
-                        ticket,
-                        Outcome::ReadIndex(Err(StoreError::Timeout {
+                    // A read has no effect: failing it is always safe.
+                    let err = if leaderless {
+                        StoreError::NoLeader { leader: 0 }
+                    } else {
+                        StoreError::Timeout {
                             what: "linearizable read waiting for the Raft leader".into(),
-                        })),
-                    );
+                        }
+                    };
+                    self.complete(ticket, Outcome::ReadIndex(Err(err)));
                 }
             }
         }
@@ -695,6 +739,63 @@ impl NodeCore {
         self.raw.read_index(id.to_le_bytes().to_vec());
     }
 
+    /// Raft's progress, as `cluster status` shows it.
+    pub fn status(&self) -> RaftStatus {
+        let r = &self.raw.raft;
+        let conf = r.prs().conf();
+        let mut voters: Vec<u64> = conf.voters().ids().iter().collect();
+        voters.sort_unstable();
+        let mut learners: Vec<u64> = conf.learners().iter().copied().collect();
+        learners.sort_unstable();
+        let progress = if r.state == StateRole::Leader {
+            let mut p: Vec<PeerProgress> = r
+                .prs()
+                .iter()
+                .map(|(id, pr)| PeerProgress {
+                    id: *id,
+                    matched: pr.matched,
+                    state: match pr.state {
+                        ProgressState::Probe => "Probe",
+                        ProgressState::Replicate => "Replicate",
+                        ProgressState::Snapshot => "Snapshot",
+                    },
+                    recent_active: pr.recent_active,
+                })
+                .collect();
+            p.sort_by_key(|p| p.id);
+            p
+        } else {
+            Vec::new()
+        };
+        RaftStatus {
+            id: self.opts.id,
+            leader: r.leader_id,
+            term: r.term,
+            role: match r.state {
+                StateRole::Leader => "Leader",
+                StateRole::Follower => "Follower",
+                StateRole::Candidate => "Candidate",
+                StateRole::PreCandidate => "PreCandidate",
+            },
+            commit: r.raft_log.committed,
+            applied: r.raft_log.applied,
+            first_index: self.storage.mem.first_index().unwrap_or(0),
+            last_index: r.raft_log.last_index(),
+            snapshot_index: self.last_snapshot,
+            voters,
+            learners,
+            progress,
+        }
+    }
+
+    fn publish_status(&self) {
+        let status = self.status();
+        let mut cur = self.shared.status.lock();
+        if *cur != status {
+            *cur = status;
+        }
+    }
+
     fn publish_role(&self) {
         let info = self.role();
         self.shared.role.send_if_modified(|cur| {
@@ -714,6 +815,7 @@ impl NodeCore {
         self.flush_reads();
         if !self.raw.has_ready() {
             self.maybe_snapshot()?;
+            self.publish_status();
             return Ok(());
         }
         let mut rd = self.raw.ready();
@@ -768,7 +870,9 @@ impl NodeCore {
         self.raw.advance_apply();
         self.publish_role();
         self.resolve_reads();
-        self.maybe_snapshot()
+        self.maybe_snapshot()?;
+        self.publish_status();
+        Ok(())
     }
 
     fn resolve_reads(&mut self) {
@@ -838,13 +942,17 @@ impl NodeCore {
                             Ok(cc) => match self.raw.apply_conf_change(&cc) {
                                 Ok(cs) => {
                                     self.storage.set_conf_state(cs.clone());
-                                    if let Some((_, ticket)) = self.conf_changes.pop() {
+                                    if let Some(ticket) =
+                                        take_conf_change(&mut self.conf_changes, &e.context)
+                                    {
                                         done.push((ticket, Outcome::ConfChange(Ok(cs))));
                                     }
                                 }
                                 Err(err) => {
                                     tracing::warn!(index = e.index, error = %err, "configuration change refused");
-                                    if let Some((_, ticket)) = self.conf_changes.pop() {
+                                    if let Some(ticket) =
+                                        take_conf_change(&mut self.conf_changes, &e.context)
+                                    {
                                         done.push((
                                             ticket,
                                             Outcome::ConfChange(Err(StoreError::Raft(err))),
@@ -940,6 +1048,13 @@ impl NodeCore {
     }
 }
 
+/// The waiting membership change whose entry carried `context`.
+fn take_conf_change(waiting: &mut Vec<(u64, u64, Ticket)>, context: &[u8]) -> Option<Ticket> {
+    let id = u64::from_le_bytes(context.try_into().ok()?);
+    let pos = waiting.iter().position(|(i, _, _)| *i == id)?;
+    Some(waiting.remove(pos).2)
+}
+
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// What the threaded shell is asked to do (the [`Input`]s, with the channel
@@ -962,6 +1077,13 @@ pub(crate) enum Command {
     },
     Snapshot {
         reply: Reply<u64>,
+    },
+    ReportUnreachable {
+        id: u64,
+    },
+    ReportSnapshot {
+        id: u64,
+        ok: bool,
     },
     Shutdown,
 }
@@ -1065,6 +1187,8 @@ impl Driver {
             }
             Command::Step(m) => Input::Step(m),
             Command::TransferLeader { to } => Input::TransferLeader { to },
+            Command::ReportUnreachable { id } => Input::ReportUnreachable { id },
+            Command::ReportSnapshot { id, ok } => Input::ReportSnapshot { id, ok },
             Command::Shutdown => return false,
         };
         self.next_ticket += 1;
@@ -1094,6 +1218,7 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ApplyError;
     use crate::store::command::Op;
     use crate::store::durable::{MemDurable, Recovered};
 
@@ -1390,6 +1515,169 @@ mod tests {
                 "master {id} applied the delete twice"
             );
         }
+    }
+
+    /// Leader-only writers fence their writes to the term they were elected
+    /// in: once leadership has moved, a write from the deposed leader is
+    /// refused even though it reaches the new leader's log.
+    #[test]
+    fn a_deposed_leaders_fenced_write_is_refused() {
+        let mut c = cluster(3, 1000);
+        let old = elect(&mut c);
+        let old_term = c.core(old).role().term;
+        // Cut the leader off until the others elect a new one.
+        let mut new = None;
+        for _ in 0..200 {
+            c.round(&mut |m| m.from == old || m.to == old);
+            new = c
+                .cores
+                .iter()
+                .find(|k| k.role().is_leader && k.id() != old)
+                .map(|k| k.id());
+            if new.is_some() {
+                break;
+            }
+        }
+        let new = new.expect("the majority elected a new leader");
+        for _ in 0..100 {
+            if c.core(old).role().leader == new {
+                break;
+            }
+            c.round(&mut |_| false);
+        }
+        assert_eq!(c.core(old).role().leader, new, "the old leader follows");
+        assert!(c.core(new).role().term > old_term);
+        // The old leader's control loops still write with their old term.
+        c.core(old).handle(Input::Propose {
+            ticket: 77,
+            txn: Txn {
+                request_id: 0,
+                ops: vec![Op::create("cm/late", b"{}".to_vec())],
+                fence_term: old_term,
+            },
+        });
+        for _ in 0..10 {
+            c.round(&mut |_| false);
+        }
+        let done = &c.completions[(old - 1) as usize];
+        let outcome = &done
+            .iter()
+            .find(|d| d.ticket == 77)
+            .expect("answered")
+            .outcome;
+        assert!(
+            matches!(
+                outcome,
+                Outcome::Txn(Err(StoreError::Apply(ApplyError::Fenced { .. })))
+            ),
+            "{outcome:?}"
+        );
+        for id in 1..=3 {
+            assert!(c.core(id).state().get("cm/late").is_none());
+        }
+    }
+
+    /// A master cut off from the others refuses a write with NoLeader once
+    /// it knows no leader, well before the request timeout.
+    #[test]
+    fn a_write_without_leader_fails_fast() {
+        let mut c = cluster(3, 1000);
+        let leader = elect(&mut c);
+        let f = if leader == 1 { 2 } else { 1 };
+        let mut rounds = 0;
+        while c.core(f).role().leader != 0 {
+            c.round(&mut |m| m.from == f || m.to == f);
+            rounds += 1;
+            assert!(rounds < 200, "the isolated follower kept its leader");
+        }
+        c.propose(f, 5, Op::create("cm/x", b"{}".to_vec()));
+        let timeout = c.core(f).timeout_ticks;
+        let mut waited = 0;
+        let outcome = loop {
+            c.round(&mut |m| m.from == f || m.to == f);
+            waited += 1;
+            let done = &mut c.completions[(f - 1) as usize];
+            if let Some(pos) = done.iter().position(|d| d.ticket == 5) {
+                break done.remove(pos).outcome;
+            }
+            assert!(waited < timeout, "no answer before the request timeout");
+        };
+        assert!(
+            matches!(outcome, Outcome::Txn(Err(StoreError::NoLeader { .. }))),
+            "{outcome:?}"
+        );
+        assert!(waited <= 2 * c.core(f).opts.election_tick as u64 + 1);
+    }
+
+    /// A master added to a cluster whose log was compacted catches up by a
+    /// snapshot naming it (the one taken before it was added would not).
+    #[test]
+    fn an_added_learner_catches_up_by_snapshot() {
+        use raft::eraftpb::{ConfChangeSingle, ConfChangeType};
+        let mut c = cluster(3, 5);
+        let leader = elect(&mut c);
+        for i in 0..12 {
+            c.propose(leader, i, Op::create(format!("cm/{i}"), b"{}".to_vec()));
+            c.round(&mut |_| false);
+        }
+        assert!(c.core(leader).raw_node().raft.raft_log.first_index() > 1);
+        // The new master starts empty and waits for the leader.
+        c.queues.push(Queue::default());
+        c.disks.push(Disk::default());
+        c.completions.push(Vec::new());
+        let opts = RaftOptions {
+            id: 4,
+            voters: Vec::new(),
+            ..c.cores[0].opts.clone()
+        };
+        let mut joiner = NodeCore::new(
+            opts,
+            HistoryLimits::default(),
+            None,
+            Box::new(c.disks[3].clone()),
+            Arc::new(c.queues[3].clone()),
+        )
+        .unwrap();
+        joiner.seed(4);
+        c.cores.push(joiner);
+        let cc = ConfChangeV2 {
+            changes: vec![ConfChangeSingle {
+                change_type: ConfChangeType::AddLearnerNode as i32,
+                node_id: 4,
+            }],
+            ..Default::default()
+        };
+        c.core(leader).handle(Input::ConfChange { ticket: 100, cc });
+        for _ in 0..200 {
+            c.round(&mut |_| false);
+            if c.applied(4) == c.applied(leader) {
+                break;
+            }
+        }
+        let done = &c.completions[(leader - 1) as usize];
+        match &done
+            .iter()
+            .find(|d| d.ticket == 100)
+            .expect("answered")
+            .outcome
+        {
+            Outcome::ConfChange(Ok(cs)) => assert_eq!(cs.learners, vec![4]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.applied(4), c.applied(leader));
+        assert_eq!(c.core(4).state().count("cm/"), 12);
+        // Only the proposer of a membership change hears of it.
+        for id in (1..=4).filter(|i| *i != leader) {
+            assert!(
+                c.completions[(id - 1) as usize]
+                    .iter()
+                    .all(|d| !matches!(d.outcome, Outcome::ConfChange(_)))
+            );
+        }
+        let status = c.core(leader).status();
+        assert_eq!(status.learners, vec![4]);
+        assert_eq!(status.voters, vec![1, 2, 3]);
+        assert_eq!(status.progress.len(), 4);
     }
 
     #[test]
