@@ -20,6 +20,7 @@ pub mod command;
 pub mod durable;
 mod log;
 pub mod node;
+pub mod peer;
 pub mod snapfile;
 pub mod state;
 pub mod storage;

@@ -336,7 +336,7 @@ impl NodeCore {
         cfg.validate().map_err(StoreError::Raft)?;
         let logger = slog::Logger::root(super::log::TracingDrain, slog::o!("raft_id" => opts.id));
         let raw = RawNode::new(&cfg, storage.clone(), &logger).map_err(StoreError::Raft)?;
-        let _ = shared.applied.send(applied);
+        shared.applied.send_replace(applied);
         let mut core = NodeCore {
             raw,
             storage,
@@ -973,7 +973,7 @@ impl NodeCore {
                 let _ = self.shared.events.send(WatchMsg::Events(Arc::from(events)));
             }
         }
-        let _ = self.shared.applied.send(last);
+        self.shared.applied.send_replace(last);
         for (ticket, outcome) in done {
             self.complete(ticket, outcome);
         }
@@ -1008,7 +1008,7 @@ impl NodeCore {
         self.durable.save_snapshot(&meta, &snap.data)?;
         self.storage.set_latest_snapshot(snap);
         self.last_snapshot = meta.index;
-        let _ = self.shared.applied.send(meta.index);
+        self.shared.applied.send_replace(meta.index);
         Ok(())
     }
 
