@@ -2,9 +2,11 @@
 //! calls into the library; output mimics kubectl where the command is the
 //! same.
 
+mod cluster;
 mod print;
 mod push;
 mod resources;
+mod server;
 mod up;
 mod workloads;
 
@@ -31,6 +33,14 @@ pub struct Cli {
 pub enum Command {
     /// Start an all-in-one cluster on this machine.
     Up(up::UpArgs),
+    /// Run one master of a multi-master cluster.
+    Server(server::ServerArgs),
+    /// Inspect and change the masters of a cluster.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCmd),
+    /// Save and restore snapshots of the cluster's state.
+    #[command(subcommand)]
+    Snapshot(cluster::SnapshotCmd),
     /// Print the client and server versions.
     Version,
     /// Display one or many resources.
@@ -83,6 +93,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
     let kc = cli.kubeconfig.clone();
     match cli.command {
         Command::Up(a) => up::run(a).await,
+        Command::Server(a) => server::run(a).await,
+        Command::Cluster(c) => cluster::cluster(kc.as_deref(), c).await,
+        Command::Snapshot(c) => cluster::snapshot(kc.as_deref(), c).await,
         Command::Version => resources::version(kc.as_deref()).await,
         Command::Get(a) => resources::get(kc.as_deref(), a).await,
         Command::Apply(a) => resources::apply(kc.as_deref(), a, true).await,

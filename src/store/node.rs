@@ -178,6 +178,10 @@ impl Shared {
 struct PendingProposal {
     ticket: Ticket,
     created: u64,
+    /// The encoded transaction, to propose again if leadership moves.
+    data: Vec<u8>,
+    /// The (leader, term) it was last proposed under.
+    view: (u64, u64),
 }
 
 /// A batch of read barriers sharing one ReadIndex request.
@@ -207,6 +211,8 @@ pub struct NodeCore {
     next_request: u64,
     /// Proposals made here, by request id (ordered: expiry is deterministic).
     proposals: BTreeMap<u64, PendingProposal>,
+    /// The (leader, term) the pending proposals were last checked against.
+    proposal_view: (u64, u64),
     /// Proposals that raft dropped (no leader yet), retried until timeout.
     deferred: Vec<(u64, Ticket, Txn)>,
     /// Membership changes proposed here: (request id carried in the
@@ -347,6 +353,7 @@ impl NodeCore {
             now: 0,
             next_request: rand::random(),
             proposals: BTreeMap::new(),
+            proposal_view: (0, 0),
             deferred: Vec::new(),
             conf_changes: Vec::new(),
             read_batch: Vec::new(),
@@ -571,13 +578,41 @@ impl NodeCore {
 
     fn propose(&mut self, created: u64, ticket: Ticket, txn: Txn) {
         let data = txn.encode();
-        match self.raw.propose(Vec::new(), data) {
+        match self.raw.propose(Vec::new(), data.clone()) {
             Ok(()) => {
-                self.proposals
-                    .insert(txn.request_id, PendingProposal { ticket, created });
+                let view = (self.raw.raft.leader_id, self.raw.raft.term);
+                self.proposals.insert(
+                    txn.request_id,
+                    PendingProposal {
+                        ticket,
+                        created,
+                        data,
+                        view,
+                    },
+                );
             }
             Err(raft::Error::ProposalDropped) => self.deferred.push((created, ticket, txn)),
             Err(e) => self.complete(ticket, Outcome::Txn(Err(StoreError::Raft(e)))),
+        }
+    }
+
+    /// When leadership moves, proposals still pending here may have been
+    /// lost with the old leader (forwarded to a master that died, or
+    /// appended to a log that will be truncated): propose them again to the
+    /// new leader rather than let their callers wait out the timeout. This
+    /// is safe because the state machine applies a request id once; a copy
+    /// that did commit makes the second one a no-op.
+    fn repropose_on_leader_change(&mut self) {
+        let view = (self.raw.raft.leader_id, self.raw.raft.term);
+        if view == self.proposal_view || view.0 == raft::INVALID_ID {
+            return;
+        }
+        self.proposal_view = view;
+        let raw = &mut self.raw;
+        for p in self.proposals.values_mut() {
+            if p.view != view && raw.propose(Vec::new(), p.data.clone()).is_ok() {
+                p.view = view;
+            }
         }
     }
 
@@ -870,6 +905,7 @@ impl NodeCore {
         self.raw.advance_apply();
         self.publish_role();
         self.resolve_reads();
+        self.repropose_on_leader_change();
         self.maybe_snapshot()?;
         self.publish_status();
         Ok(())
@@ -1678,6 +1714,44 @@ mod tests {
         assert_eq!(status.learners, vec![4]);
         assert_eq!(status.voters, vec![1, 2, 3]);
         assert_eq!(status.progress.len(), 4);
+    }
+
+    /// A write forwarded to a leader that then dies is proposed again to
+    /// the next leader: its caller gets an answer soon after the election,
+    /// not at the request timeout, and the write applies once.
+    #[test]
+    fn a_write_lost_with_its_leader_is_proposed_again() {
+        let mut c = cluster(3, 1000);
+        let dead = elect(&mut c);
+        let f = if dead == 1 { 2 } else { 1 };
+        c.propose(
+            f,
+            7,
+            Op::create("cm/k", br#"{"metadata":{"name":"k"}}"#.to_vec()),
+        );
+        let timeout = c.core(f).timeout_ticks;
+        let mut rounds = 0;
+        let outcome = loop {
+            // The leader is gone: nothing reaches it, nothing leaves it.
+            c.round(&mut |m| m.to == dead || m.from == dead);
+            rounds += 1;
+            let done = &mut c.completions[(f - 1) as usize];
+            if let Some(pos) = done.iter().position(|d| d.ticket == 7) {
+                break done.remove(pos).outcome;
+            }
+            assert!(rounds < timeout, "no answer before the request timeout");
+        };
+        assert!(matches!(outcome, Outcome::Txn(Ok(_))), "{outcome:?}");
+        let new = c
+            .cores
+            .iter()
+            .find(|k| k.role().is_leader && k.id() != dead)
+            .map(|k| k.id())
+            .expect("a new leader");
+        for _ in 0..5 {
+            c.round(&mut |m| m.to == dead || m.from == dead);
+        }
+        assert_eq!(c.core(new).state().count("cm/"), 1);
     }
 
     #[test]
