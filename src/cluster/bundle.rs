@@ -90,19 +90,32 @@ impl Bundle {
     }
 
     /// Installs the bundle into a data directory. Files already there must
-    /// be the same: a data directory of another cluster is refused.
+    /// match (the token file may hold more tokens than the bundle's): a
+    /// data directory of another cluster is refused.
     pub fn install(&self, data_dir: &Path) -> Result<(), ClusterError> {
         let (cert, key, tokens) = data_dir_paths(data_dir);
         if let Some(pki) = cert.parent() {
             files::create_private_dir(pki).map_err(crate::auth::AuthError::from)?;
         }
+        let bundle_tokens = TokenFile::parse(&self.tokens, Path::new(TOKENS))?;
+        let matches = |path: &Path, existing: &str, text: &str| -> bool {
+            if path != tokens {
+                return existing == text;
+            }
+            TokenFile::parse(existing, path).is_ok_and(|have| {
+                bundle_tokens
+                    .entries()
+                    .iter()
+                    .all(|e| have.entries().contains(e))
+            })
+        };
         for (path, text, mode) in [
             (&cert, &self.ca_cert, PUBLIC),
             (&key, &self.ca_key, PRIVATE),
             (&tokens, &self.tokens, PRIVATE),
         ] {
             match std::fs::read_to_string(path) {
-                Ok(existing) if existing == *text => {}
+                Ok(existing) if matches(path, &existing, text) => {}
                 Ok(_) => {
                     return Err(ClusterError::Refused(format!(
                         "{} differs from the cluster bundle: this data directory belongs to another cluster",
@@ -273,7 +286,12 @@ mod tests {
         let data = dir.path().join("data");
         b.install(&data).unwrap();
         b.install(&data).unwrap();
-        assert_eq!(Bundle::load_data_dir(&data).unwrap(), b);
+        // A master may add tokens of its own to its copy.
+        let (_, _, tokens) = data_dir_paths(&data);
+        let mut tf = TokenFile::load(&tokens).unwrap();
+        tf.ensure_node_token(&tokens, "n1").unwrap();
+        b.install(&data).unwrap();
+        assert_eq!(Bundle::load_data_dir(&data).unwrap().ca_key, b.ca_key);
         // The data directory's PKI loads the bundle's CA.
         let pki = Pki::load_or_create(&data.join("pki"), &ServingNames::loopback()).unwrap();
         assert_eq!(pki.ca_cert_pem(), b.ca_cert);

@@ -208,25 +208,28 @@ impl ClusterRoutes {
 
     async fn remove(&self, ctx: &RequestContext, name: &str) -> ApiResult<Response<Body>> {
         let path = format!("{}/{name}", super::bundle::MEMBERS_PATH);
-        // The leader removing itself hands leadership over first; the new
-        // leader then does the removal.
-        for _ in 0..3 {
-            if let Some(r) = self.forward(ctx, Method::DELETE, &path, None).await? {
-                return Ok(r);
-            }
-            match self.membership.remove(name).await {
-                Ok(()) => {
-                    return Ok(json_response(
+        let forwarded = ctx.query.contains_key("forwarded");
+        // The leader removing itself hands leadership over first and
+        // answers 503; the master that took the request then asks the new
+        // leader.
+        for _ in 0..5 {
+            let outcome = match self.forward(ctx, Method::DELETE, &path, None).await? {
+                Some(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE && !forwarded => None,
+                Some(r) => return Ok(r),
+                None => match self.membership.remove(name).await {
+                    Ok(()) => Some(json_response(
                         StatusCode::OK,
                         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                 "message": format!("master {name} removed"), "code": 200}),
-                    ));
-                }
-                Err(ClusterError::NotLeader { .. }) if !ctx.query.contains_key("forwarded") => {
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                }
-                Err(e) => return Err(e.into()),
+                    )),
+                    Err(ClusterError::NotLeader { .. }) if !forwarded => None,
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            if let Some(r) = outcome {
+                return Ok(r);
             }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
         Err(ApiError::unavailable(
             "leadership is moving; retry the removal shortly",

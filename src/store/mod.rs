@@ -50,7 +50,11 @@ pub enum StoreError {
     /// The transaction reached the log but a precondition failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
-    #[error("no Raft leader is known (last seen: {leader})")]
+    /// No leader is known here (`leader` is the last one seen, 0 if none):
+    /// an election is under way or this master cannot reach a majority.
+    #[error(
+        "this master knows no Raft leader: an election is under way or a majority of masters is unreachable"
+    )]
     NoLeader { leader: u64 },
     #[error("timed out: {what}")]
     Timeout { what: String },

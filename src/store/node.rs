@@ -215,6 +215,9 @@ pub struct NodeCore {
     proposal_view: (u64, u64),
     /// Proposals that raft dropped (no leader yet), retried until timeout.
     deferred: Vec<(u64, Ticket, Txn)>,
+    /// The tick since which no leader is known, if none is: a request that
+    /// arrives after a long leaderless spell fails at once.
+    leaderless_since: Option<u64>,
     /// Membership changes proposed here: (request id carried in the
     /// entry's context, tick proposed, ticket).
     conf_changes: Vec<(u64, u64, Ticket)>,
@@ -355,6 +358,7 @@ impl NodeCore {
             proposals: BTreeMap::new(),
             proposal_view: (0, 0),
             deferred: Vec::new(),
+            leaderless_since: None,
             conf_changes: Vec::new(),
             read_batch: Vec::new(),
             next_read: rand::random(),
@@ -567,6 +571,16 @@ impl NodeCore {
         self.raw.raft.leader_id != raft::INVALID_ID
     }
 
+    /// Whether no leader has been known for [`NodeCore::no_leader_ticks`]:
+    /// this master is likely cut off from the majority, and waiting again
+    /// would only delay the caller's 503.
+    fn long_leaderless(&self) -> bool {
+        !self.leader_known()
+            && self
+                .leaderless_since
+                .is_some_and(|t| self.now.saturating_sub(t) >= self.no_leader_ticks())
+    }
+
     fn not_leader_or(&self, e: raft::Error) -> StoreError {
         match e {
             raft::Error::ProposalDropped => StoreError::NoLeader {
@@ -590,6 +604,10 @@ impl NodeCore {
                         view,
                     },
                 );
+            }
+            Err(raft::Error::ProposalDropped) if self.long_leaderless() => {
+                let leader = self.raw.raft.leader_id;
+                self.complete(ticket, Outcome::Txn(Err(StoreError::NoLeader { leader })));
             }
             Err(raft::Error::ProposalDropped) => self.deferred.push((created, ticket, txn)),
             Err(e) => self.complete(ticket, Outcome::Txn(Err(StoreError::Raft(e)))),
@@ -626,6 +644,11 @@ impl NodeCore {
         self.now += 1;
         self.raw.tick();
         self.rerandomize_election_timeout(false);
+        if self.leader_known() {
+            self.leaderless_since = None;
+        } else if self.leaderless_since.is_none() {
+            self.leaderless_since = Some(self.now);
+        }
         // Retry proposals dropped for lack of a leader. Never handed to
         // raft, they certainly did not apply: NoLeader says so (503).
         for (created, ticket, txn) in std::mem::take(&mut self.deferred) {
@@ -759,6 +782,15 @@ impl NodeCore {
 
     fn flush_reads(&mut self) {
         if self.read_batch.is_empty() {
+            return;
+        }
+        if self.long_leaderless() {
+            for ticket in std::mem::take(&mut self.read_batch) {
+                self.complete(
+                    ticket,
+                    Outcome::ReadIndex(Err(StoreError::NoLeader { leader: 0 })),
+                );
+            }
             return;
         }
         let id = self.unique_id(self.next_read);
@@ -1643,6 +1675,23 @@ mod tests {
             "{outcome:?}"
         );
         assert!(waited <= 2 * c.core(f).opts.election_tick as u64 + 1);
+        // Still cut off: later writes and reads fail without waiting again.
+        c.propose(f, 6, Op::create("cm/y", b"{}".to_vec()));
+        c.core(f).handle(Input::ReadIndex { ticket: 7 });
+        c.process();
+        let done = &c.completions[(f - 1) as usize];
+        for ticket in [6, 7] {
+            let d = done.iter().find(|d| d.ticket == ticket);
+            assert!(
+                matches!(
+                    d.map(|d| &d.outcome),
+                    Some(Outcome::Txn(Err(StoreError::NoLeader { .. })))
+                        | Some(Outcome::ReadIndex(Err(StoreError::NoLeader { .. })))
+                ),
+                "ticket {ticket}: {:?}",
+                d.map(|d| &d.outcome)
+            );
+        }
     }
 
     /// A master added to a cluster whose log was compacted catches up by a
