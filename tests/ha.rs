@@ -386,10 +386,10 @@ impl Cluster {
     }
 
     async fn status(&self, i: usize) -> Option<Value> {
-        tokio::time::timeout(Duration::from_secs(3), self.client_for(i).get(STATUS))
+        let r = tokio::time::timeout(Duration::from_secs(3), self.client_for(i).get(STATUS))
             .await
-            .ok()?
-            .ok()
+            .ok()?;
+        r.ok()
     }
 
     /// The running master that leads, among `among`.
@@ -1112,4 +1112,183 @@ async fn masters_join_leave_and_a_snapshot_restores_into_a_new_cluster() {
         ["r1"],
         "the old members must not survive a restore"
     );
+}
+
+/// A `wasmk agent` process and its cgroup root, both removed on drop.
+struct AgentProcess {
+    child: Child,
+    cgroup_root: String,
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The agent leaves pods running when it stops: empty its cgroup
+        // root, which ends them.
+        if let (Ok(mgr), Ok(root)) = (
+            wasmk::cgroup::CgroupManager::detect(),
+            wasmk::cgroup::CgroupPath::new(&self.cgroup_root),
+        ) && let Err(e) = mgr.remove(&root)
+        {
+            eprintln!("cannot remove cgroup {}: {e}", self.cgroup_root);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_keeps_its_node_and_pods_when_its_master_dies() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::start(3, false);
+    let leader = c.ready().await;
+    let kc = c.masters[leader].kubeconfig();
+    // The agent joins with a bootstrap token and knows every master, its
+    // own (the leader) first.
+    let token = ok(
+        &c.wasmk(&kc, &["token", "create", "--ttl", "1h"]),
+        "token create",
+    );
+    let token_file = c.root.path().join("agent-token");
+    std::fs::write(&token_file, token.trim()).expect("write the agent token");
+    let urls: Vec<String> = (0..3).map(|k| c.masters[(leader + k) % 3].url()).collect();
+    let cgroup_root = format!(
+        "wasmk-ha-test-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let node = "ha-node";
+    let agent = Command::new(wasmk_bin())
+        .args(["agent", "--server", &urls.join(","), "--name", node])
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg("--ca-file")
+        .arg(c.bundle().join("ca.crt"))
+        .arg("--data-dir")
+        .arg(c.root.path().join("agent"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--cgroup-root",
+            &cgroup_root,
+            "--lease-interval",
+            "1s",
+        ])
+        .env("HOME", c.root.path())
+        .env("WASMK_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn wasmk agent");
+    let _agent = AgentProcess {
+        child: agent,
+        cgroup_root,
+    };
+    let worker = wasmk::sandbox::testing::sample("worker", wasmk::sandbox::ModuleKind::Module);
+    ok(
+        &c.wasmk(
+            &kc,
+            &["push", &worker.display().to_string(), "--name", "worker:v1"],
+        ),
+        "push worker",
+    );
+    c.kubectl(
+        leader,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=worker:v1",
+            "--replicas=1",
+        ],
+    );
+    let follower = (leader + 1) % 3;
+    let running = |c: &Cluster, i: usize, n: usize| -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let out = c.kubectl(
+                i,
+                &[
+                    "get",
+                    "pods",
+                    "-l",
+                    "app=web",
+                    "-o",
+                    "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.spec.nodeName}{\"\\n\"}{end}",
+                ],
+            );
+            let pods: Vec<String> = out
+                .lines()
+                .filter(|l| l.ends_with(&format!(" Running {node}")))
+                .filter_map(|l| l.split(' ').next().map(str::to_string))
+                .collect();
+            if pods.len() == n && out.lines().count() == n {
+                return pods;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never {n} Running pods on {node}; last:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    running(&c, follower, 1);
+    let lease_path =
+        format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{node}");
+    let survivors = c.client_of((1..3).map(|k| c.masters[(leader + k) % 3].url()).collect());
+    let before =
+        survivors.get(&lease_path).await.expect("the node's Lease")["spec"]["renewTime"].clone();
+    let killed = Instant::now();
+    c.masters[leader].kill9();
+    // The agent renews its Lease through another master.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let renewed = loop {
+        if let Ok(l) = survivors.get(&lease_path).await
+            && l["spec"]["renewTime"] != before
+        {
+            break killed.elapsed();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not renew its Lease within 30s of the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "the agent renewed its Lease {} ms after its master was killed",
+        renewed.as_millis()
+    );
+    // New pods reach it, and its logs are served through any master.
+    c.kubectl(follower, &["scale", "deployment", "web", "--replicas=3"]);
+    let pods = running(&c, follower, 3);
+    let ready = c.kubectl(
+        follower,
+        &[
+            "get",
+            "node",
+            node,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ],
+    );
+    assert_eq!(
+        ready, "True",
+        "the node is not Ready after the master's death"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new(kubectl_bin())
+            .args(["logs", &pods[0]])
+            .env("KUBECONFIG", c.masters[(leader + 2) % 3].kubeconfig())
+            .env("HOME", c.root.path())
+            .output()
+            .expect("run kubectl logs");
+        if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("heartbeat") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubectl logs through a surviving master failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

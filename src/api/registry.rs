@@ -340,9 +340,13 @@ impl<T: ApiObject + schemars::JsonSchema> DynResource for Typed<T> {
             }
             UpdateScope::All => keep_system_meta(t.meta_mut(), old_t.meta()),
             UpdateScope::Status => {
+                let annotations = t.meta().annotations.clone();
                 t.keep_all_but_status(&old_t);
                 // Status writers cannot change metadata (ResetObjectMetaForStatus).
                 *t.meta_mut() = old_t.meta().clone();
+                if T::STATUS_CARRIES_ANNOTATIONS {
+                    t.meta_mut().annotations = annotations;
+                }
             }
         }
         t.set_defaults();
@@ -353,7 +357,9 @@ impl<T: ApiObject + schemars::JsonSchema> DynResource for Typed<T> {
         }
         if self.info.has_generation {
             let g = old_t.meta().generation.max(1);
-            t.meta_mut().generation = if t.spec_changed(&old_t) { g + 1 } else { g };
+            // Status writes never move the generation.
+            let bump = scope != UpdateScope::Status && t.spec_changed(&old_t);
+            t.meta_mut().generation = if bump { g + 1 } else { g };
         }
         self.finish(t, unknown, fv)
     }

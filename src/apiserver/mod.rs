@@ -8,6 +8,7 @@
 //! - `discovery`, `openapi`, `table`: the documents kubectl reads
 //! - `error`: API errors as `Status` objects
 
+pub mod admission;
 pub mod discovery;
 pub mod error;
 pub mod http;

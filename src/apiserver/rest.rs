@@ -532,14 +532,107 @@ impl Api {
         ))
     }
 
+    /// Objects of a namespaced type in `ns`, typed, from the local state.
+    fn local_list<T: serde::de::DeserializeOwned>(
+        &self,
+        plural_qualified: &str,
+        ns: &str,
+    ) -> Vec<(u64, Value, T)> {
+        let prefix = format!("{plural_qualified}/{ns}/");
+        self.store.read(|sm| {
+            sm.list(&prefix, None, 0)
+                .0
+                .into_iter()
+                .filter_map(|(_, s)| {
+                    let v: Value = serde_json::from_slice(&s.value).ok()?;
+                    let t: T = serde_json::from_value(v.clone()).ok()?;
+                    Some((s.rv, v, t))
+                })
+                .collect()
+        })
+    }
+
+    /// LimitRange defaults and bounds, and ResourceQuota charges (as ops
+    /// in the create's transaction).
+    fn admit_quota_and_limits(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        obj: &mut Value,
+        ops: &mut Vec<Op>,
+    ) -> ApiResult<()> {
+        use super::admission;
+        use crate::api::core::{LimitRange, Pod, ResourceQuota};
+        if !info.namespaced {
+            return Ok(());
+        }
+        let name = meta_str(obj, "name").to_string();
+        let pod = if info.group.is_empty() && info.kind == "Pod" {
+            let mut pod: Pod = serde_json::from_value(obj.clone())
+                .map_err(|e| ApiError::internal(format!("pod: {e}")))?;
+            let ranges: Vec<LimitRange> = self
+                .local_list("limitranges", ns)
+                .into_iter()
+                .map(|(_, _, t)| t)
+                .collect();
+            let before = pod.spec.clone();
+            admission::apply_limit_ranges(&mut pod, &ranges).map_err(ApiError::forbidden)?;
+            if pod.spec != before {
+                *obj = serde_json::to_value(&pod).map_err(|e| ApiError::internal(e.to_string()))?;
+                set_type_meta(obj, &info.api_version(), info.kind);
+            }
+            Some(pod)
+        } else {
+            None
+        };
+        let delta: std::collections::BTreeMap<String, i64> = match &pod {
+            Some(p) => admission::usage_of_pod(p),
+            None => admission::count_names(&info.qualified())
+                .into_iter()
+                .map(|n| (n, 1))
+                .collect(),
+        };
+        for (rv, mut v, quota) in self.local_list::<ResourceQuota>("resourcequotas", ns) {
+            if let Some(p) = &pod {
+                if !admission::quota_covers_pod(&quota, p) {
+                    continue;
+                }
+                if let Some(msg) = admission::missing_compute(&quota, p) {
+                    return Err(ApiError::forbidden(format!(
+                        "pods \"{name}\" is forbidden: {msg}"
+                    )));
+                }
+            } else if !quota.spec.scopes.is_empty() || quota.spec.scope_selector.is_some() {
+                continue;
+            }
+            let what = format!("{} \"{}\"", info.qualified(), name);
+            match admission::charge(&quota, &delta, &what) {
+                Err(msg) => return Err(ApiError::forbidden(msg)),
+                Ok(None) => {}
+                Ok(Some(used)) => {
+                    v["status"]["used"] = serde_json::to_value(&used)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    let key = format!("resourcequotas/{ns}/{}", quota.metadata.name);
+                    ops.push(Op::update(
+                        key,
+                        serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?,
+                        rv,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Kind-specific admission that needs the store (cluster IPs, namespace finalizers).
     fn admit_create_extra(
         &self,
         info: &ResourceInfo,
-        _ns: &str,
+        ns: &str,
         obj: &mut Value,
         ops: &mut Vec<Op>,
     ) -> ApiResult<()> {
+        self.admit_quota_and_limits(info, ns, obj, ops)?;
         match (info.group, info.kind) {
             ("", "Namespace") => {
                 obj["spec"]["finalizers"] = json!(["kubernetes"]);

@@ -9,6 +9,7 @@
 //! - `token`: the Kubernetes static token file and the bearer [`Authenticator`]
 //! - `files`: atomic, mode-restricted file writes shared with the client
 
+pub mod bootstrap;
 pub mod files;
 pub mod pki;
 pub mod subject;

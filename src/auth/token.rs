@@ -10,6 +10,7 @@
 //! through timing.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
@@ -168,16 +169,27 @@ impl TokenFile {
     /// there is none yet. The file is rewritten atomically; existing lines and
     /// comments are kept as they are.
     pub fn ensure_node_token(&mut self, path: &Path, node: &str) -> Result<String, AuthError> {
-        let user = node_user(node);
+        self.ensure_token(path, &node_user(node), &[NODES_GROUP])
+    }
+
+    /// The token of `user`, adding one (with `groups`) to the file at
+    /// `path` when the user has none yet, as [`TokenFile::ensure_node_token`]
+    /// does for nodes.
+    pub fn ensure_token(
+        &mut self,
+        path: &Path,
+        user: &str,
+        groups: &[&str],
+    ) -> Result<String, AuthError> {
         if let Some(e) = self.entries.iter().find(|e| e.user.name == user) {
             return Ok(e.token.clone());
         }
         let entry = TokenEntry {
             token: generate_token(),
             user: UserInfo {
-                name: user,
+                name: user.to_string(),
                 uid: uuid::Uuid::new_v4().to_string(),
-                groups: vec![NODES_GROUP.into()],
+                groups: groups.iter().map(|g| g.to_string()).collect(),
             },
         };
         let mut text = match std::fs::read_to_string(path) {
@@ -281,11 +293,25 @@ fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// Checks bearer tokens against a token file.
-#[derive(Clone, Debug, Default)]
+/// Finds the Secret of bootstrap token `id` (in the cluster's state).
+pub type BootstrapLookup = Arc<dyn Fn(&str) -> Option<crate::api::core::Secret> + Send + Sync>;
+
+/// Checks bearer tokens against a token file, and bootstrap tokens against
+/// their Secrets when a lookup is installed.
+#[derive(Clone, Default)]
 pub struct Authenticator {
     /// SHA-256 of each token, so every comparison has the same length.
     entries: Vec<([u8; 32], UserInfo)>,
+    bootstrap: Option<BootstrapLookup>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("tokens", &self.entries.len())
+            .field("bootstrap", &self.bootstrap.is_some())
+            .finish()
+    }
 }
 
 impl Authenticator {
@@ -306,7 +332,7 @@ impl Authenticator {
 
     /// The user a token belongs to. Every entry is compared, whatever
     /// matches, so the time taken does not depend on which one matches.
-    pub fn authenticate_token(&self, token: &str) -> Result<&UserInfo, AuthError> {
+    pub fn authenticate_token(&self, token: &str) -> Result<UserInfo, AuthError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let mut found = None;
         for (i, (d, _)) in self.entries.iter().enumerate() {
@@ -314,15 +340,28 @@ impl Authenticator {
                 found = Some(i);
             }
         }
-        found
-            .map(|i| &self.entries[i].1)
-            .ok_or(AuthError::UnknownToken)
+        if let Some(i) = found {
+            return Ok(self.entries[i].1.clone());
+        }
+        match (&self.bootstrap, super::bootstrap::parse(token)) {
+            (Some(lookup), Some((id, secret))) => {
+                let stored = lookup(id).ok_or(AuthError::UnknownToken)?;
+                super::bootstrap::verify(&stored, id, secret, chrono::Utc::now())
+            }
+            _ => Err(AuthError::UnknownToken),
+        }
+    }
+
+    /// Also accepts bootstrap tokens whose Secrets `lookup` finds.
+    pub fn with_bootstrap(mut self, lookup: BootstrapLookup) -> Self {
+        self.bootstrap = Some(lookup);
+        self
     }
 
     /// Authenticates a request by its `Authorization: Bearer <token>` header.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<UserInfo, AuthError> {
         let token = bearer_token(headers)?;
-        self.authenticate_token(token).cloned()
+        self.authenticate_token(token)
     }
 }
 

@@ -2,11 +2,14 @@
 //! calls into the library; output mimics kubectl where the command is the
 //! same.
 
+mod agent;
 mod cluster;
+mod logs;
 mod print;
 mod push;
 mod resources;
 mod server;
+mod token;
 mod up;
 mod workloads;
 
@@ -68,11 +71,29 @@ pub enum Command {
     Uncordon(workloads::NodeArgs),
     /// Cordon a node and evict its pods.
     Drain(workloads::DrainArgs),
+    /// Run a node agent that joins a cluster.
+    Agent(agent::AgentArgs),
+    /// Print the logs of a pod's container.
+    Logs(logs::LogsArgs),
+    /// Manage bootstrap tokens with which new nodes join.
+    #[command(subcommand)]
+    Token(token::TokenCmd),
 }
 
 /// Entry point called by `main.rs`.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Up(_) | Command::Agent(_) | Command::Server(_)
+    ) {
+        // A client command piped into `head` ends quietly, as kubectl does;
+        // daemons keep SIGPIPE ignored so a closed socket is just an error.
+        // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     init_logging(&cli.log);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -109,6 +130,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Cordon(a) => workloads::cordon(kc.as_deref(), a, true).await,
         Command::Uncordon(a) => workloads::cordon(kc.as_deref(), a, false).await,
         Command::Drain(a) => workloads::drain(kc.as_deref(), a).await,
+        Command::Agent(a) => agent::run(kc.as_deref(), a).await,
+        Command::Logs(a) => logs::run(kc.as_deref(), a).await,
+        Command::Token(c) => token::run(kc.as_deref(), c).await,
     }
 }
 

@@ -22,11 +22,50 @@ pub struct UpArgs {
     /// Name of the embedded node (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
+    #[command(flatten)]
+    pub agent: EmbeddedAgentArgs,
+}
+
+/// Options of the node agent `wasmk up` embeds.
+#[derive(Args, Debug)]
+pub struct EmbeddedAgentArgs {
+    /// Run the control plane only, without a node.
+    #[arg(long)]
+    pub no_agent: bool,
+    /// Address of the agent's HTTPS endpoint (default: the API's address,
+    /// any free port).
+    #[arg(long)]
+    pub agent_listen: Option<SocketAddr>,
+    /// The node's address (default: the agent's listen address, or
+    /// detected).
+    #[arg(long)]
+    pub node_ip: Option<String>,
+    #[command(flatten)]
+    pub node: super::agent::NodeOptions,
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
     let home = super::wasmk_home();
     let data_dir = args.data_dir.unwrap_or_else(|| home.join("data"));
+    let node_name = args
+        .node_name
+        .clone()
+        .unwrap_or_else(super::agent::default_node_name);
+    // The embedded node's token must be in the file before the master
+    // loads it.
+    let node_token = if args.agent.no_agent {
+        None
+    } else {
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let path = crate::auth::token::token_file_path(&data_dir);
+        let mut tokens = crate::auth::TokenFile::load_or_create(&path).context("token file")?;
+        Some(
+            tokens
+                .ensure_node_token(&path, &node_name)
+                .context("token file")?,
+        )
+    };
     let master = Master::start(MasterConfig {
         data_dir: data_dir.clone(),
         listen: args.listen,
@@ -36,6 +75,30 @@ pub async fn run(args: UpArgs) -> Result<()> {
     })
     .await
     .context("wasmk up")?;
+    let agent = match node_token {
+        Some(token) => {
+            let mut cfg = crate::agent::AgentConfig::new(&node_name, data_dir.join("agent"));
+            cfg.listen = args
+                .agent
+                .agent_listen
+                .unwrap_or_else(|| SocketAddr::new(args.listen.ip(), 0));
+            cfg.node_ip = args.agent.node_ip.clone().unwrap_or_default();
+            args.agent.node.apply(&mut cfg)?;
+            let api = crate::client::ApiClientConfig::new(
+                vec![master.url.clone()],
+                master.ca_pem.clone().into_bytes(),
+                Some(token),
+            );
+            match crate::agent::Agent::start(cfg, api).await {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    master.stop().await;
+                    return Err(anyhow::Error::new(e).context("wasmk up: node agent"));
+                }
+            }
+        }
+        None => None,
+    };
     println!("wasmk is up: API at {}", master.url);
     println!(
         "kubeconfig: {} (also ~/.wasmk/kubeconfig)",
@@ -45,8 +108,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
         "try: kubectl --kubeconfig {} get namespaces",
         master.kubeconfig.display()
     );
+    if let Some(a) = &agent {
+        println!(
+            "node {} is up: agent at {}:{}",
+            a.ctx.cfg.node_name, a.ctx.cfg.node_ip, a.port
+        );
+    }
     wait_for_signal().await?;
-    eprintln!("shutting down");
+    tracing::info!("shutting down");
+    // Pods keep running; the next `wasmk up` re-adopts them.
+    if let Some(a) = agent {
+        a.stop().await;
+    }
     master.stop().await;
     Ok(())
 }

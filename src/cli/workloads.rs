@@ -189,16 +189,38 @@ fn pod_failure(pod: &Value) -> Option<String> {
             }
         }
     }
-    for c in pod["status"]["conditions"].as_array().into_iter().flatten() {
-        if c["type"] == "PodScheduled" && c["status"] == "False" && c["reason"] == "Unschedulable" {
-            return Some(format!(
-                "pod {name} cannot be scheduled: {}",
-                c["message"].as_str().unwrap_or("")
-            ));
-        }
-    }
     None
 }
+
+fn owned_by(object: &Value, uid: &Value) -> bool {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|o| o["uid"] == *uid)
+}
+
+/// Why a pod cannot be placed, while the scheduler says so.
+fn pod_unschedulable(pod: &Value) -> Option<String> {
+    let name = pod["metadata"]["name"].as_str().unwrap_or("");
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| {
+            c["type"] == "PodScheduled" && c["status"] == "False" && c["reason"] == "Unschedulable"
+        })
+        .map(|c| {
+            format!(
+                "pod {name} cannot be scheduled: {}",
+                c["message"].as_str().unwrap_or("")
+            )
+        })
+}
+
+/// How long pods may stay unschedulable before a wait gives up: nodes that
+/// are just starting or coming back make it transient.
+const UNSCHEDULABLE_PATIENCE: Duration = Duration::from_secs(20);
 
 /// Waits until the Deployment's rollout completes, printing progress as
 /// kubectl does; fails with the reason of a failing pod.
@@ -218,6 +240,7 @@ pub async fn wait_rollout(
         None
     };
     let mut last_msg = String::new();
+    let mut unschedulable_since: Option<tokio::time::Instant> = None;
     let result = loop {
         let d = client
             .get(&deploy_path(ns, Some(name)))
@@ -255,13 +278,43 @@ pub async fn wait_rollout(
             .list(
                 &resource_path("", "v1", "pods", Some(ns), None, None),
                 &ListParams {
+                    label_selector: Some(sel.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        // Only the pods of the current revision tell how this rollout goes
+        // (old ones may be failing: that is often why one rolls out).
+        let revision = d["metadata"]["annotations"]["deployment.kubernetes.io/revision"].clone();
+        let rss = client
+            .list(
+                &resource_path("apps", "v1", "replicasets", Some(ns), None, None),
+                &ListParams {
                     label_selector: Some(sel),
                     ..Default::default()
                 },
             )
             .await
             .map_err(|e| anyhow!("{e}"))?;
-        let items = pods["items"].as_array().cloned().unwrap_or_default();
+        let current_rs = rss["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|rs| {
+                !revision.is_null()
+                    && rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+                        == revision
+                    && owned_by(rs, &d["metadata"]["uid"])
+            })
+            .map(|rs| rs["metadata"]["uid"].clone());
+        let items: Vec<Value> = pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| current_rs.as_ref().is_none_or(|uid| owned_by(p, uid)))
+            .cloned()
+            .collect();
         let scheduled = items
             .iter()
             .filter(|p| {
@@ -287,9 +340,21 @@ pub async fn wait_rollout(
         if let Some(f) = items.iter().find_map(pod_failure) {
             break Err(anyhow!("rollout of deployment \"{name}\" failed: {f}"));
         }
-        let msg = format!(
+        let unschedulable = items.iter().find_map(pod_unschedulable);
+        match (&unschedulable, unschedulable_since) {
+            (Some(u), Some(since)) if since.elapsed() >= UNSCHEDULABLE_PATIENCE => {
+                break Err(anyhow!("rollout of deployment \"{name}\" failed: {u}"));
+            }
+            (Some(_), None) => unschedulable_since = Some(tokio::time::Instant::now()),
+            (None, _) => unschedulable_since = None,
+            _ => {}
+        }
+        let mut msg = format!(
             "deployment \"{name}\": {updated}/{spec_replicas} updated, pods {scheduled} scheduled, {running} started, {ready} ready"
         );
+        if let Some(u) = &unschedulable {
+            msg.push_str(&format!(" ({u})"));
+        }
         if let Some(b) = &bar {
             b.set_message(msg.clone());
         } else if msg != last_msg {

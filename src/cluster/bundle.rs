@@ -162,7 +162,14 @@ pub fn init_pki(dir: &Path) -> Result<Bundle, ClusterError> {
     for f in ["server.crt", "server.key"] {
         let _ = std::fs::remove_file(pki.dir().join(f));
     }
-    TokenFile::load_or_create(&dir.join(TOKENS))?;
+    let mut tokens = TokenFile::load_or_create(&dir.join(TOKENS))?;
+    // The identity masters use towards node agents: agents check it with
+    // any master, so every master must hold the same one.
+    tokens.ensure_token(
+        &dir.join(TOKENS),
+        crate::agent::ext::APISERVER_USER,
+        &[crate::auth::token::MASTERS_GROUP],
+    )?;
     Bundle::load_dir(dir)
 }
 
@@ -281,6 +288,23 @@ mod tests {
         let b = init_pki(&dir.path().join("bundle")).unwrap();
         assert!(b.ca_cert.contains("BEGIN CERTIFICATE"));
         assert!(!b.admin_token().unwrap().is_empty());
+        // Every master gets the same identity towards node agents, and the
+        // admin token stays the first of system:masters.
+        let mut tf = TokenFile::load(&dir.path().join("bundle").join(TOKENS)).unwrap();
+        let before = tf.entries().len();
+        let apiserver = tf
+            .ensure_token(
+                &dir.path().join("bundle").join(TOKENS),
+                crate::agent::ext::APISERVER_USER,
+                &[crate::auth::token::MASTERS_GROUP],
+            )
+            .unwrap();
+        assert_eq!(
+            tf.entries().len(),
+            before,
+            "init-pki made no apiserver token"
+        );
+        assert_ne!(b.admin_token().unwrap(), apiserver);
         assert!(!dir.path().join("bundle/server.crt").exists());
         assert!(init_pki(&dir.path().join("bundle")).is_err());
         let data = dir.path().join("data");

@@ -11,33 +11,34 @@ use super::spawn_workers;
 use crate::runtime::WorkQueue;
 
 /// Starts the garbage collector.
-pub fn start(exec: Arc<Executor>, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn start(
+    exec: Arc<Executor>,
+    cache: &MetaCache,
+    stop: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let queue: WorkQueue<String> = WorkQueue::new();
     let q = queue.clone();
-    let (cache, h) = MetaCache::spawn(
-        exec.api.store.clone(),
-        move |change| match change {
-            Change::Upsert {
-                uid, dependents, ..
-            } => {
-                q.add(uid);
-                for d in dependents {
-                    q.add(d);
-                }
+    cache.add_handler(move |change| match change.clone() {
+        Change::Upsert {
+            uid, dependents, ..
+        } => {
+            q.add(uid);
+            for d in dependents {
+                q.add(d);
             }
-            Change::Removed {
-                owners, dependents, ..
-            } => {
-                // Dependents may now be dangling; owners in foreground
-                // deletion may now be unblocked.
-                for u in owners.into_iter().chain(dependents) {
-                    q.add(u);
-                }
+        }
+        Change::Removed {
+            owners, dependents, ..
+        } => {
+            // Dependents may now be dangling; owners in foreground
+            // deletion may now be unblocked.
+            for u in owners.into_iter().chain(dependents) {
+                q.add(u);
             }
-        },
-        stop.clone(),
-    );
-    let mut tasks = vec![h];
+        }
+    });
+    let cache = cache.clone();
+    let mut tasks = Vec::new();
     tasks.extend(spawn_workers(queue, 2, stop, move |uid: String| {
         let exec = exec.clone();
         let cache = cache.clone();

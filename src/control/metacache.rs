@@ -81,10 +81,13 @@ struct Inner {
     graph: Graph,
 }
 
+type Handler = Box<dyn Fn(&Change) + Send + Sync>;
+
 /// The cache; clones share it.
 #[derive(Clone, Default)]
 pub struct MetaCache {
     inner: Arc<RwLock<Inner>>,
+    handlers: Arc<RwLock<Vec<Handler>>>,
 }
 
 fn parse(key: &str, bytes: &[u8]) -> Option<Entry> {
@@ -118,6 +121,34 @@ impl MetaCache {
         }
         MetaCache {
             inner: Arc::new(RwLock::new(inner)),
+            handlers: Arc::default(),
+        }
+    }
+
+    /// Adds a change handler (cheap: enqueue keys); it first sees every
+    /// object already cached as an upsert.
+    pub fn add_handler(&self, h: impl Fn(&Change) + Send + Sync + 'static) {
+        let mut hs = self.handlers.write();
+        let existing: Vec<Change> = self
+            .inner
+            .read()
+            .by_key
+            .values()
+            .map(|e| Change::Upsert {
+                uid: e.node.object.uid.clone(),
+                namespace: e.node.object.namespace.clone(),
+                dependents: Vec::new(),
+            })
+            .collect();
+        for c in &existing {
+            h(c);
+        }
+        hs.push(Box::new(h));
+    }
+
+    fn emit(&self, c: Change) {
+        for h in self.handlers.read().iter() {
+            h(&c);
         }
     }
 
@@ -190,10 +221,10 @@ impl MetaCache {
             .collect()
     }
 
-    /// Starts the cache; `on_change` runs for every change (enqueue keys).
+    /// Starts the cache; handlers added with [`MetaCache::add_handler`] see
+    /// every change.
     pub fn spawn(
         store: Store,
-        on_change: impl Fn(Change) + Send + Sync + 'static,
         mut shutdown: watch::Receiver<bool>,
     ) -> (MetaCache, tokio::task::JoinHandle<()>) {
         let cache = MetaCache::new();
@@ -219,11 +250,11 @@ impl MetaCache {
                     .collect();
                 for k in stale {
                     if let Some(ch) = c.remove(&k) {
-                        on_change(ch);
+                        c.emit(ch);
                     }
                 }
                 for (k, e) in fresh {
-                    on_change(c.upsert(&k, e));
+                    c.emit(c.upsert(&k, e));
                 }
                 loop {
                     let ev = tokio::select! {
@@ -234,12 +265,12 @@ impl MetaCache {
                         Ok(ev) => match ev.kind {
                             EventType::Deleted => {
                                 if let Some(ch) = c.remove(&ev.key) {
-                                    on_change(ch);
+                                    c.emit(ch);
                                 }
                             }
                             _ => {
                                 if let Some(e) = parse(&ev.key, &ev.object) {
-                                    on_change(c.upsert(&ev.key, e));
+                                    c.emit(c.upsert(&ev.key, e));
                                 }
                             }
                         },

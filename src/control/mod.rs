@@ -14,6 +14,7 @@ pub mod gc;
 pub mod metacache;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod quota;
 pub mod scheduler;
 pub mod workloads;
 
@@ -23,8 +24,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::api::core::{Node, Pod};
 use crate::apiserver::rest::Api;
 use crate::runtime::WorkQueue;
+use crate::runtime::reflector::{Informer, Reflector};
 
 pub use executor::Executor;
 
@@ -102,15 +105,25 @@ pub fn start_loops(
     let api = api.fenced(term);
     let exec = Arc::new(Executor::new(api.clone(), &cfg.host));
     let mut tasks = Vec::new();
-    tasks.extend(scheduler::start(exec.clone(), stop.clone()));
+    // One cache per shared type, whatever the number of controllers using it.
+    let (nodes, h) = Informer::<Node>::spawn(Reflector::default(), api.clone(), stop.clone());
+    tasks.push(h);
+    let (pods, h) = Informer::<Pod>::spawn(Reflector::default(), api.clone(), stop.clone());
+    tasks.push(h);
+    let (meta, h) = metacache::MetaCache::spawn(api.store.clone(), stop.clone());
+    tasks.push(h);
+    tasks.extend(scheduler::start(exec.clone(), &nodes, &pods, stop.clone()));
     tasks.extend(nodelifecycle::start(
         exec.clone(),
+        &nodes,
+        &pods,
         cfg.node_grace,
         stop.clone(),
     ));
-    tasks.extend(gc::start(exec.clone(), stop.clone()));
-    tasks.extend(namespace::start(exec.clone(), stop.clone()));
-    tasks.extend(workloads::start(exec, stop));
+    tasks.extend(gc::start(exec.clone(), &meta, stop.clone()));
+    tasks.extend(namespace::start(exec.clone(), &meta, stop.clone()));
+    tasks.extend(quota::start(exec.clone(), &meta, stop.clone()));
+    tasks.extend(workloads::start(exec, &nodes, &pods, stop));
     tasks
 }
 

@@ -16,7 +16,11 @@ use crate::runtime::WorkQueue;
 use crate::runtime::reflector::{Event, Reflector};
 
 /// Starts the namespace controller.
-pub fn start(exec: Arc<Executor>, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn start(
+    exec: Arc<Executor>,
+    content: &MetaCache,
+    stop: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let queue: WorkQueue<String> = WorkQueue::new();
     let q = queue.clone();
     let (namespaces, h1) = Reflector::default().spawn::<Namespace, _>(
@@ -32,23 +36,20 @@ pub fn start(exec: Arc<Executor>, stop: watch::Receiver<bool>) -> Vec<tokio::tas
     );
     let q = queue.clone();
     let ns_cache = namespaces.clone();
-    let (content, h2) = MetaCache::spawn(
-        exec.api.store.clone(),
-        move |change| {
-            // Content leaving a terminating namespace may let it finish.
-            if let Change::Removed { namespace, .. } = change
-                && !namespace.is_empty()
-                && ns_cache
-                    .get(&namespace)
-                    .is_some_and(|n| n.metadata.deletion_timestamp.is_some())
-            {
-                q.add(namespace);
-            }
-        },
-        stop.clone(),
-    );
+    content.add_handler(move |change| {
+        // Content leaving a terminating namespace may let it finish.
+        if let Change::Removed { namespace, .. } = change
+            && !namespace.is_empty()
+            && ns_cache
+                .get(namespace)
+                .is_some_and(|n| n.metadata.deletion_timestamp.is_some())
+        {
+            q.add(namespace.clone());
+        }
+    });
+    let content = content.clone();
     let errors: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
-    let mut tasks = vec![h1, h2];
+    let mut tasks = vec![h1];
     tasks.extend(spawn_workers(queue, 1, stop, move |name: String| {
         let exec = exec.clone();
         let namespaces = namespaces.clone();

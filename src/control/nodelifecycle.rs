@@ -23,7 +23,7 @@ use crate::apiserver::patch::PatchType;
 use crate::apiserver::rest::{DeleteOptions, WriteOptions};
 use crate::controllers::events::EventSpec;
 use crate::controllers::plan::ObjectRef;
-use crate::runtime::reflector::Reflector;
+use crate::runtime::reflector::{Informer, Reflector};
 
 pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 
@@ -135,16 +135,17 @@ pub fn plan_node(
 /// Starts the node lifecycle controller with the given grace period.
 pub fn start(
     exec: Arc<Executor>,
+    nodes: &Informer<Node>,
+    pods: &Informer<Pod>,
     grace: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let (nodes, h1) = Reflector::default().spawn::<Node, _>(exec.api.clone(), |_| {}, stop.clone());
+    let (nodes, pods) = (nodes.store(), pods.store());
     let (leases, h2) = Reflector {
         namespace: Some("kube-node-lease".into()),
         ..Default::default()
     }
     .spawn::<Lease, _>(exec.api.clone(), |_| {}, stop.clone());
-    let (pods, h3) = Reflector::default().spawn::<Pod, _>(exec.api.clone(), |_| {}, stop.clone());
     let h4 = tokio::spawn(async move {
         nodes.wait_synced().await;
         leases.wait_synced().await;
@@ -178,7 +179,7 @@ pub fn start(
             }
         }
     });
-    vec![h1, h2, h3, h4]
+    vec![h2, h4]
 }
 
 async fn force_delete(exec: &Executor, p: &Pod) {

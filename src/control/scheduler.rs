@@ -20,7 +20,7 @@ use crate::apiserver::patch::PatchType;
 use crate::apiserver::rest::WriteOptions;
 use crate::controllers::events::EventSpec;
 use crate::controllers::plan::ObjectRef;
-use crate::runtime::reflector::{Event, Reflector, key_of};
+use crate::runtime::reflector::{Event, Informer, key_of};
 use crate::scheduler::{
     Cache, PodInfo, needs_scheduling, schedule_batch, unschedulable_condition, update_pod_condition,
 };
@@ -31,96 +31,101 @@ struct State {
     active: BTreeSet<String>,
     /// Pods that fit nowhere, waiting for the cluster to change.
     parked: HashSet<String>,
+    /// Bumped by every change that unparks: a pod found unschedulable
+    /// against an older cluster is not parked but tried again.
+    epoch: u64,
 }
 
 /// Starts the scheduler.
-pub fn start(exec: Arc<Executor>, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn start(
+    exec: Arc<Executor>,
+    nodes: &Informer<Node>,
+    pods: &Informer<Pod>,
+    stop: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let state = Arc::new(Mutex::new(State {
         cache: Cache::new(),
         active: BTreeSet::new(),
         parked: HashSet::new(),
+        epoch: 0,
     }));
     let wake = Arc::new(Notify::new());
     let unpark = |s: &mut State| {
         let parked: Vec<String> = s.parked.drain().collect();
         s.active.extend(parked);
+        s.epoch += 1;
     };
-    let (nodes, h1) = {
+    {
         let (state, wake) = (state.clone(), wake.clone());
-        Reflector::default().spawn::<Node, _>(
-            exec.api.clone(),
-            move |e| {
-                let mut s = state.lock();
-                match e {
-                    Event::Applied { new, .. } => s.cache.update_node(&new),
-                    Event::Deleted(n) => {
-                        let _ = s.cache.remove_node(&n.metadata.name);
-                    }
+        nodes.add_handler(move |e| {
+            let mut s = state.lock();
+            match e {
+                Event::Applied { new, .. } => s.cache.update_node(new),
+                Event::Deleted(n) => {
+                    let _ = s.cache.remove_node(&n.metadata.name);
                 }
-                unpark(&mut s);
-                wake.notify_one();
-            },
-            stop.clone(),
-        )
-    };
-    let (pods, h2) = {
+            }
+            unpark(&mut s);
+            wake.notify_one();
+        });
+    }
+    {
         let (state, wake) = (state.clone(), wake.clone());
-        Reflector::default().spawn::<Pod, _>(
-            exec.api.clone(),
-            move |e| {
-                let mut s = state.lock();
-                match e {
-                    Event::Applied { new, .. } => {
-                        let key = key_of(new.as_ref());
-                        if !new.spec.node_name.is_empty() {
-                            s.active.remove(&key);
-                            s.parked.remove(&key);
-                            // Confirms an assumed placement or records a foreign one.
-                            if let Err(err) = s.cache.add_pod(&new) {
-                                tracing::debug!(pod = %key, error = %err, "scheduler cache");
-                            }
-                            // A pod that finished frees room.
-                            if new.is_terminal() {
-                                unpark(&mut s);
-                                wake.notify_one();
-                            }
-                        } else if needs_scheduling(&new) {
-                            if !s.parked.contains(&key) {
-                                s.active.insert(key);
-                                wake.notify_one();
-                            }
-                        } else {
-                            s.active.remove(&key);
-                            s.parked.remove(&key);
-                        }
-                    }
-                    Event::Deleted(p) => {
-                        let key = key_of(p.as_ref());
+        pods.add_handler(move |e| {
+            let mut s = state.lock();
+            match e {
+                Event::Applied { new, .. } => {
+                    let key = key_of(new.as_ref());
+                    if !new.spec.node_name.is_empty() {
                         s.active.remove(&key);
                         s.parked.remove(&key);
-                        if !p.spec.node_name.is_empty() {
-                            let _ = s.cache.remove_pod(&p);
+                        // Confirms an assumed placement or records a foreign one.
+                        if let Err(err) = s.cache.add_pod(new) {
+                            tracing::debug!(pod = %key, error = %err, "scheduler cache");
+                        }
+                        // A pod that finished frees room.
+                        if new.is_terminal() {
                             unpark(&mut s);
                             wake.notify_one();
                         }
+                    } else if needs_scheduling(new) {
+                        if !s.parked.contains(&key) {
+                            s.active.insert(key);
+                            wake.notify_one();
+                        }
+                    } else {
+                        s.active.remove(&key);
+                        s.parked.remove(&key);
                     }
                 }
-            },
-            stop.clone(),
-        )
-    };
+                Event::Deleted(p) => {
+                    let key = key_of(p.as_ref());
+                    s.active.remove(&key);
+                    s.parked.remove(&key);
+                    if !p.spec.node_name.is_empty() {
+                        let _ = s.cache.remove_pod(p);
+                        unpark(&mut s);
+                        wake.notify_one();
+                    }
+                }
+            }
+        });
+    }
+    let (nodes, pods) = (nodes.store(), pods.store());
     let mut stop_rx = stop.clone();
     let h3 = tokio::spawn(async move {
         nodes.wait_synced().await;
         pods.wait_synced().await;
         loop {
-            let batch: Vec<Arc<Pod>> = {
+            let (batch, epoch): (Vec<Arc<Pod>>, u64) = {
                 let mut s = state.lock();
                 let keys: Vec<String> = std::mem::take(&mut s.active).into_iter().collect();
-                keys.iter()
+                let batch = keys
+                    .iter()
                     .filter_map(|k| pods.get(k))
                     .filter(|p| needs_scheduling(p))
-                    .collect()
+                    .collect();
+                (batch, s.epoch)
             };
             if batch.is_empty() {
                 tokio::select! {
@@ -145,7 +150,16 @@ pub fn start(exec: Arc<Executor>, stop: watch::Receiver<bool>) -> Vec<tokio::tas
                 match result {
                     Ok(node) => binds.push(bind(&exec, &state, pod.clone(), info.clone(), node)),
                     Err(fit) => {
-                        state.lock().parked.insert(key_of(pod.as_ref()));
+                        {
+                            let mut s = state.lock();
+                            if s.epoch == epoch {
+                                s.parked.insert(key_of(pod.as_ref()));
+                            } else {
+                                // The cluster changed while it was placed.
+                                s.active.insert(key_of(pod.as_ref()));
+                                wake.notify_one();
+                            }
+                        }
                         unschedulable(&exec, pod, &fit).await;
                     }
                 }
@@ -157,7 +171,7 @@ pub fn start(exec: Arc<Executor>, stop: watch::Receiver<bool>) -> Vec<tokio::tas
             }
         }
     });
-    vec![h1, h2, h3]
+    vec![h3]
 }
 
 async fn bind(exec: &Executor, state: &Mutex<State>, pod: Arc<Pod>, info: PodInfo, node: String) {

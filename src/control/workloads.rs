@@ -18,7 +18,7 @@ use crate::api::{ObjectMeta, Resource};
 use crate::controllers::daemonset::FailedPodBackoff;
 use crate::controllers::{cronjob, daemonset, deployment, job, replicaset};
 use crate::runtime::WorkQueue;
-use crate::runtime::reflector::{Event, Reflector, Store, key_of};
+use crate::runtime::reflector::{Event, Informer, Reflector, Store, key_of};
 
 /// `namespace/name` of the controller owning `meta` with `kind`, if any.
 fn owner_key(meta: &ObjectMeta, kind: &str) -> Option<String> {
@@ -48,7 +48,12 @@ fn enqueue_all_in<T: Resource>(q: &WorkQueue<String>, store: &Store<T>, ns: &str
 }
 
 /// Starts every workload controller.
-pub fn start(exec: Arc<Executor>, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn start(
+    exec: Arc<Executor>,
+    nodes: &Informer<Node>,
+    pods: &Informer<Pod>,
+    stop: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let api = exec.api.clone();
     let rs_q: WorkQueue<String> = WorkQueue::new();
     let rc_q: WorkQueue<String> = WorkQueue::new();
@@ -160,21 +165,17 @@ pub fn start(exec: Arc<Executor>, stop: watch::Receiver<bool>) -> Vec<tokio::tas
         )
     };
     tasks.push(h);
-    let (node_store, h) = {
+    {
         let q = ds_q.clone();
         let ds_store = ds_store.clone();
-        Reflector::default().spawn::<Node, _>(
-            api.clone(),
-            move |_| {
-                for d in ds_store.list() {
-                    q.add(key_of(d.as_ref()));
-                }
-            },
-            stop.clone(),
-        )
-    };
-    tasks.push(h);
-    let (pod_store, h) = {
+        nodes.add_handler(move |_| {
+            for d in ds_store.list() {
+                q.add(key_of(d.as_ref()));
+            }
+        });
+    }
+    let node_store = nodes.store();
+    {
         let (rq, cq, dq, sq, jq) = (
             rs_q.clone(),
             rc_q.clone(),
@@ -188,55 +189,51 @@ pub fn start(exec: Arc<Executor>, stop: watch::Receiver<bool>) -> Vec<tokio::tas
             ds_store.clone(),
             job_store.clone(),
         );
-        Reflector::default().spawn::<Pod, _>(
-            api.clone(),
-            move |e| {
-                let p = match &e {
-                    Event::Applied { new, .. } => new,
-                    Event::Deleted(o) => o,
-                };
-                let m = &p.metadata;
-                match m.controller_ref().map(|r| r.kind.as_str()) {
-                    Some("ReplicaSet") => {
-                        if let Some(k) = owner_key(m, "ReplicaSet") {
-                            // Recreate rollouts wait on the pods of old ReplicaSets.
-                            if let Some(rs) = rs_s.get(&k)
-                                && let Some(dk) = owner_key(&rs.metadata, "Deployment")
-                            {
-                                dq.add(dk);
-                            }
-                            rq.add(k);
+        pods.add_handler(move |e| {
+            let p = match e {
+                Event::Applied { new, .. } => new,
+                Event::Deleted(o) => o,
+            };
+            let m = &p.metadata;
+            match m.controller_ref().map(|r| r.kind.as_str()) {
+                Some("ReplicaSet") => {
+                    if let Some(k) = owner_key(m, "ReplicaSet") {
+                        // Recreate rollouts wait on the pods of old ReplicaSets.
+                        if let Some(rs) = rs_s.get(&k)
+                            && let Some(dk) = owner_key(&rs.metadata, "Deployment")
+                        {
+                            dq.add(dk);
                         }
-                    }
-                    Some("ReplicationController") => {
-                        if let Some(k) = owner_key(m, "ReplicationController") {
-                            cq.add(k);
-                        }
-                    }
-                    Some("DaemonSet") => {
-                        if let Some(k) = owner_key(m, "DaemonSet") {
-                            sq.add(k);
-                        }
-                    }
-                    Some("Job") => {
-                        if let Some(k) = owner_key(m, "Job") {
-                            jq.add(k);
-                        }
-                    }
-                    Some(_) => {}
-                    None => {
-                        // An orphan: any controller of its namespace may adopt it.
-                        enqueue_all_in(&rq, &rs_s, &m.namespace);
-                        enqueue_all_in(&cq, &rc_s, &m.namespace);
-                        enqueue_all_in(&sq, &ds_s, &m.namespace);
-                        enqueue_all_in(&jq, &job_s, &m.namespace);
+                        rq.add(k);
                     }
                 }
-            },
-            stop.clone(),
-        )
-    };
-    tasks.push(h);
+                Some("ReplicationController") => {
+                    if let Some(k) = owner_key(m, "ReplicationController") {
+                        cq.add(k);
+                    }
+                }
+                Some("DaemonSet") => {
+                    if let Some(k) = owner_key(m, "DaemonSet") {
+                        sq.add(k);
+                    }
+                }
+                Some("Job") => {
+                    if let Some(k) = owner_key(m, "Job") {
+                        jq.add(k);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    // An orphan: any controller of its namespace may adopt it.
+                    enqueue_all_in(&rq, &rs_s, &m.namespace);
+                    enqueue_all_in(&cq, &rc_s, &m.namespace);
+                    enqueue_all_in(&sq, &ds_s, &m.namespace);
+                    enqueue_all_in(&jq, &job_s, &m.namespace);
+                }
+            }
+        });
+    }
+    let pod_store = pods.store();
 
     // Errors of the previous plan's pod calls, per subject (ReplicaFailure).
     let last_errors: Arc<Mutex<HashMap<String, String>>> = Arc::default();

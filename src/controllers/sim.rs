@@ -88,7 +88,11 @@ fn update_status(old: &Object, new: &Object) -> Option<Object> {
             match (old, new) {
                 $((Object::$v(o), Object::$v(n)) => {
                     let mut n = n.clone();
+                    let annotations = n.metadata.annotations.clone();
                     n.keep_all_but_status(o);
+                    if <$v as crate::api::ApiObject>::STATUS_CARRIES_ANNOTATIONS {
+                        n.metadata.annotations = annotations;
+                    }
                     Some(Object::$v(n))
                 })*
                 _ => None,

@@ -140,7 +140,15 @@ impl Master {
             .context("invalid --tls-san")?;
         let pki = Pki::load_or_create(&cfg.data_dir.join("pki"), &names)
             .context("cluster certificates")?;
-        let tokens = TokenFile::load_or_create(&crate::auth::token::token_file_path(&cfg.data_dir))
+        let token_path = crate::auth::token::token_file_path(&cfg.data_dir);
+        let mut tokens = TokenFile::load_or_create(&token_path).context("token file")?;
+        // The identity the API server uses towards node agents.
+        let apiserver_token = tokens
+            .ensure_token(
+                &token_path,
+                crate::agent::ext::APISERVER_USER,
+                &[crate::auth::token::MASTERS_GROUP],
+            )
             .context("token file")?;
         let admin_token = tokens
             .admin_token()
@@ -209,14 +217,26 @@ impl Master {
             None => url_for(addr),
         };
         let server_address = url.trim_start_matches("https://").to_string();
-        let mut server = ApiServer::new(
-            api.clone(),
-            Some(Arc::new(Authenticator::new(&tokens))),
-            server_address,
-        );
+        let secrets = store.clone();
+        let auth = Arc::new(Authenticator::new(&tokens).with_bootstrap(Arc::new(
+            move |id: &str| {
+                let key = format!(
+                    "secrets/{}/{}",
+                    crate::auth::bootstrap::NAMESPACE,
+                    crate::auth::bootstrap::secret_name(id)
+                );
+                secrets.read(|sm| {
+                    sm.get(&key)
+                        .and_then(|s| serde_json::from_slice(&s.value).ok())
+                })
+            },
+        )));
+        let mut server = ApiServer::new(api.clone(), Some(auth.clone()), server_address);
         server
             .extensions
             .push(Arc::new(crate::modules::ModuleRoutes { api: api.clone() }));
+        // TokenReviews, pods/log and metrics.k8s.io, served with the agents.
+        crate::agent::ext::register(&mut server, api.clone(), auth, apiserver_token);
         let mut membership = None;
         let mut peer_transport = None;
         if let (Some(ha), Some((transport, peer_listener))) = (&ha, peers) {

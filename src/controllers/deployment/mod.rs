@@ -25,12 +25,9 @@
 //! old ReplicaSet's template into the Deployment, makes that ReplicaSet the
 //! new one again and raises its revision.
 //!
-//! Kubernetes writes the Deployment's revision annotation through the
-//! status subresource, whose strategy keeps annotations and does not bump
-//! `metadata.generation`. wasmk's status subresource keeps everything but
-//! the status, so the planner patches the annotation on the main resource
-//! (an [`Action::Patch`] before the [`Action::UpdateStatus`]); that bumps
-//! the generation once per new revision and the next plan acknowledges it.
+//! The Deployment's revision annotation is written with its status through
+//! the status subresource, which for Deployments keeps annotations and does
+//! not bump `metadata.generation`, as in Kubernetes.
 
 pub mod util;
 
@@ -48,7 +45,7 @@ use crate::api::core::Pod;
 use crate::api::selector::LabelSelectorExpr;
 
 use super::events::{EventSpec, scaling_replica_set};
-use super::plan::{Action, MetadataPatch, ObjectRef, Plan, Propagation};
+use super::plan::{Action, ObjectRef, Plan, Propagation};
 use super::pods::{Claim, adopt_patch, claim, release_patch};
 use util::*;
 
@@ -870,24 +867,13 @@ impl<'a> Sync<'a> {
 
     fn finish(self, mut plan: Plan) -> Plan {
         plan.actions.extend(self.actions.iter().cloned());
-        if self.revision_changed {
-            let mut patch = MetadataPatch::guarded(&self.original.metadata);
-            let rev = self
-                .d
-                .metadata
-                .annotations
-                .get(REVISION_ANNOTATION)
-                .cloned();
-            patch.annotations.insert(REVISION_ANNOTATION.into(), rev);
-            plan.actions.push(Action::Patch {
-                target: self.subject.clone(),
-                patch,
-                event: None,
-            });
-        }
-        if self.d.status != self.original.status {
+        // The revision annotation goes with the status, through the status
+        // subresource, which for Deployments keeps annotations and does not
+        // bump the generation (Kubernetes' deploymentStatusStrategy).
+        if self.revision_changed || self.d.status != self.original.status {
             let mut object = self.original.clone();
             object.status = self.d.status.clone();
+            object.metadata.annotations = self.d.metadata.annotations.clone();
             plan.actions.push(Action::UpdateStatus {
                 object: object.into(),
             });
