@@ -949,7 +949,9 @@ async fn masters_join_leave_and_a_snapshot_restores_into_a_new_cluster() {
         .await
         .expect("push");
     let tokens = c.bundle().join("tokens.csv").display().to_string();
-    // m2 joins through m1; m3 through m2, a follower, which forwards.
+    // m2 joins through m1; m3 through m2, a follower, which forwards, after
+    // an operator announced it with `cluster add-master` (joining is
+    // idempotent).
     for (name, via) in [("m2", 0usize), ("m3", 1usize)] {
         let url = c.masters[via].url();
         let mut m = Cluster::master(
@@ -957,6 +959,16 @@ async fn masters_join_leave_and_a_snapshot_restores_into_a_new_cluster() {
             name,
             vec!["--join".into(), url, "--token-file".into(), tokens.clone()],
         );
+        if name == "m3" {
+            let added = ok(
+                &c.wasmk(
+                    &c.masters[0].kubeconfig(),
+                    &["cluster", "add-master", name, "--peer-url", &m.peer_url(), "--client-url", &m.url()],
+                ),
+                "cluster add-master",
+            );
+            assert!(added.contains("learner"), "{added}");
+        }
         m.start();
         c.masters.push(m);
         let deadline = Instant::now() + Duration::from_secs(60);
