@@ -16,6 +16,8 @@
 //!   reflectors (list+watch caches), work queues.
 //! - [`scheduler`]: Filter/Score plugins and the binding loop.
 //! - [`server`]: running a master (data dir, PKI, store, API, control loops).
+//! - [`cluster`]: several masters as one cluster: members, joining,
+//!   membership changes, the shared CA bundle, backups and restores.
 //! - [`control`]: the leader's control loops (executors of the planners,
 //!   garbage collector, namespace lifecycle), started on leadership.
 //! - [`controllers`]: ReplicaSet, Deployment, DaemonSet, Job, CronJob,
@@ -35,6 +37,7 @@ pub mod auth;
 pub mod cgroup;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod control;
 pub mod controllers;
 pub mod modules;

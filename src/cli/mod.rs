@@ -3,10 +3,12 @@
 //! same.
 
 mod agent;
+mod cluster;
 mod logs;
 mod print;
 mod push;
 mod resources;
+mod server;
 mod token;
 mod up;
 mod workloads;
@@ -34,6 +36,14 @@ pub struct Cli {
 pub enum Command {
     /// Start an all-in-one cluster on this machine.
     Up(up::UpArgs),
+    /// Run one master of a multi-master cluster.
+    Server(server::ServerArgs),
+    /// Inspect and change the masters of a cluster.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCmd),
+    /// Save and restore snapshots of the cluster's state.
+    #[command(subcommand)]
+    Snapshot(cluster::SnapshotCmd),
     /// Print the client and server versions.
     Version,
     /// Display one or many resources.
@@ -73,7 +83,10 @@ pub enum Command {
 /// Entry point called by `main.rs`.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Up(_) | Command::Agent(_)) {
+    if !matches!(
+        cli.command,
+        Command::Up(_) | Command::Agent(_) | Command::Server(_)
+    ) {
         // A client command piped into `head` ends quietly, as kubectl does;
         // daemons keep SIGPIPE ignored so a closed socket is just an error.
         // SAFETY: no other thread exists yet; SIG_DFL is a valid disposition.
@@ -101,6 +114,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
     let kc = cli.kubeconfig.clone();
     match cli.command {
         Command::Up(a) => up::run(a).await,
+        Command::Server(a) => server::run(a).await,
+        Command::Cluster(c) => cluster::cluster(kc.as_deref(), c).await,
+        Command::Snapshot(c) => cluster::snapshot(kc.as_deref(), c).await,
         Command::Version => resources::version(kc.as_deref()).await,
         Command::Get(a) => resources::get(kc.as_deref(), a).await,
         Command::Apply(a) => resources::apply(kc.as_deref(), a, true).await,

@@ -1,7 +1,9 @@
 //! Running a master: the data directory, PKI and tokens, the replicated
 //! store, the API server, bootstrap objects, and (on the leader) the
 //! control loops. `wasmk up` runs one of these plus a node agent in one
-//! process; `wasmk server` runs it alone.
+//! process; `wasmk server` runs it alone, usually as one of several
+//! ([`Master::start_ha`]: the peer transport, membership and the cluster
+//! endpoints of [`crate::cluster`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,8 +16,10 @@ use tokio::sync::watch;
 use crate::apiserver::rest::{SYSTEM_NAMESPACES, WriteOptions};
 use crate::apiserver::{Api, ApiServer};
 use crate::auth::{Authenticator, ClientAuth, Pki, ServingNames, TokenFile};
+use crate::cluster::{ClusterRoutes, Member, Membership};
 use crate::store::durable::DiskDurable;
-use crate::store::{NoPeers, RaftOptions, Store, StoreOptions};
+use crate::store::peer::{PeerConfig, PeerTransport};
+use crate::store::{NoPeers, RaftOptions, Store, StoreOptions, Transport};
 
 /// What a master needs to start.
 #[derive(Clone, Debug)]
@@ -30,6 +34,50 @@ pub struct MasterConfig {
     pub control: crate::control::ControlConfig,
 }
 
+/// What makes a master one of several (`wasmk server`).
+#[derive(Clone, Debug)]
+pub struct HaConfig {
+    /// This master's member name (its Raft id derives from it).
+    pub name: String,
+    /// Where the peer port listens.
+    pub peer_listen: SocketAddr,
+    /// `https://HOST:PORT` other masters reach the peer port at.
+    pub advertise_peer_url: String,
+    /// `https://HOST:PORT` clients and other masters reach the API at.
+    pub advertise_client_url: String,
+    /// Peers known at start (names and peer URLs).
+    pub seeds: Vec<(String, String)>,
+    /// Whether `seeds` is the `--initial-cluster` of a new cluster: a fresh
+    /// data directory is bootstrapped with them as voters, and they take
+    /// precedence over member records. Otherwise (joining, or restarting a
+    /// joined master) they only fill in for members without records.
+    pub initial: bool,
+    /// Raft heartbeat interval (one Raft tick).
+    pub heartbeat: std::time::Duration,
+    /// Base election timeout (randomized up to twice as long).
+    pub election_timeout: std::time::Duration,
+    /// Applied entries between snapshots.
+    pub snapshot_every: u64,
+}
+
+impl HaConfig {
+    fn raft_options(&self) -> RaftOptions {
+        let hb = self.heartbeat.max(std::time::Duration::from_millis(1));
+        let ratio = (self.election_timeout.as_nanos() / hb.as_nanos()).max(2);
+        RaftOptions {
+            id: crate::cluster::raft_id(&self.name),
+            // A new cluster's voters are in its bootstrap snapshot; a
+            // joining master learns them from the leader's snapshot.
+            voters: Vec::new(),
+            tick: hb,
+            election_tick: usize::try_from(ratio).unwrap_or(10),
+            heartbeat_tick: 1,
+            snapshot_every: self.snapshot_every.max(1),
+            ..RaftOptions::default()
+        }
+    }
+}
+
 /// A running master.
 pub struct Master {
     pub api: Api,
@@ -40,6 +88,9 @@ pub struct Master {
     pub admin_token: String,
     pub ca_pem: String,
     pub data_dir: PathBuf,
+    /// This master's membership duties, when it is one of several.
+    pub membership: Option<Arc<Membership>>,
+    transport: Option<Arc<PeerTransport>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -58,9 +109,22 @@ fn url_for(addr: SocketAddr) -> String {
 }
 
 impl Master {
-    /// Opens the data directory and starts serving. The listener is bound
-    /// before returning, so `url` is usable at once (port 0 picks a free one).
+    /// Opens the data directory and starts serving as a single master. The
+    /// listener is bound before returning, so `url` is usable at once (port
+    /// 0 picks a free one).
     pub async fn start(cfg: MasterConfig) -> Result<Master> {
+        Master::start_with(cfg, None).await
+    }
+
+    /// Starts one master of a multi-master cluster. The data directory must
+    /// already hold the cluster's CA and token file (see
+    /// [`crate::cluster::bundle`]). Returns once both ports listen; the
+    /// cluster may still be electing a leader.
+    pub async fn start_ha(cfg: MasterConfig, ha: HaConfig) -> Result<Master> {
+        Master::start_with(cfg, Some(ha)).await
+    }
+
+    async fn start_with(cfg: MasterConfig, ha: Option<HaConfig>) -> Result<Master> {
         std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
             format!(
                 "cannot create the data directory {}",
@@ -91,20 +155,67 @@ impl Master {
             .context("the token file has no admin token")?
             .to_string();
         let raft_dir = cfg.data_dir.join("raft");
+        let blob_dir = cfg.data_dir.join("blobs");
+        let (shutdown, rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut raft_opts = RaftOptions::default();
+        let mut peers = None;
+        if let Some(ha) = &ha {
+            crate::cluster::validate_name(&ha.name)?;
+            raft_opts = ha.raft_options();
+            if ha.initial && crate::cluster::raft_dir_is_fresh(&raft_dir) {
+                if !ha.seeds.iter().any(|(n, _)| *n == ha.name) {
+                    anyhow::bail!("--initial-cluster does not list this master ({})", ha.name);
+                }
+                let voters: Vec<u64> = ha
+                    .seeds
+                    .iter()
+                    .map(|(n, _)| crate::cluster::raft_id(n))
+                    .collect();
+                crate::cluster::bootstrap_raft_dir(
+                    &raft_dir,
+                    &voters,
+                    1,
+                    &crate::cluster::empty_state(),
+                )
+                .context("cannot bootstrap the new cluster's log")?;
+            }
+            let peer_listener = tokio::net::TcpListener::bind(ha.peer_listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (peer port)", ha.peer_listen))?;
+            let identity = pki
+                .issue_peer_cert(&ha.name, &[])
+                .context("peer certificate")?;
+            let transport = PeerTransport::new(PeerConfig {
+                id: raft_opts.id,
+                identity,
+                ca_pem: pki.ca_cert_pem().to_string(),
+                blob_dir: Some(blob_dir.clone()),
+            })
+            .context("peer transport")?;
+            peers = Some((transport, peer_listener));
+        }
         let durable = DiskDurable::open(&raft_dir)
             .with_context(|| format!("cannot open the store in {}", raft_dir.display()))?;
+        let transport: Arc<dyn Transport> = match &peers {
+            Some((t, _)) => t.clone(),
+            None => Arc::new(NoPeers),
+        };
         let store = Store::open(
             StoreOptions {
-                raft: RaftOptions::default(),
-                blob_dir: Some(cfg.data_dir.join("blobs")),
+                raft: raft_opts,
+                blob_dir: Some(blob_dir.clone()),
                 ..Default::default()
             },
             Box::new(durable),
-            Arc::new(NoPeers),
+            transport,
         )
         .context("cannot start the store")?;
         let api = Api::new(store.clone());
-        let url = url_for(addr);
+        let url = match &ha {
+            Some(ha) => ha.advertise_client_url.clone(),
+            None => url_for(addr),
+        };
         let server_address = url.trim_start_matches("https://").to_string();
         let secrets = store.clone();
         let auth = Arc::new(Authenticator::new(&tokens).with_bootstrap(Arc::new(
@@ -126,13 +237,27 @@ impl Master {
             .push(Arc::new(crate::modules::ModuleRoutes { api: api.clone() }));
         // TokenReviews, pods/log and metrics.k8s.io, served with the agents.
         crate::agent::ext::register(&mut server, api.clone(), auth, apiserver_token);
+        let mut membership = None;
+        let mut peer_transport = None;
+        if let (Some(ha), Some((transport, peer_listener))) = (&ha, peers) {
+            tasks.extend(transport.start(peer_listener, store.clone()));
+            let me = Member::new(&ha.name, &ha.advertise_peer_url, &ha.advertise_client_url);
+            let m = Membership::new(store.clone(), transport.clone(), me, &ha.seeds, ha.initial);
+            tasks.extend(m.start(rx.clone()));
+            server.extensions.push(Arc::new(ClusterRoutes {
+                membership: m.clone(),
+                data_dir: cfg.data_dir.clone(),
+                ca_pem: pki.ca_cert_pem().to_string(),
+                blob_dir: Some(blob_dir.clone()),
+            }));
+            membership = Some(m);
+            peer_transport = Some(transport);
+        }
         let server = Arc::new(server);
         let tls = Arc::new(
             pki.server_config(ClientAuth::None)
                 .context("TLS configuration")?,
         );
-        let (shutdown, rx) = watch::channel(false);
-        let mut tasks = Vec::new();
         {
             let mut rx = rx.clone();
             tasks.push(tokio::spawn(async move {
@@ -144,7 +269,25 @@ impl Master {
                 }
             }));
         }
-        bootstrap(&api).await.context("bootstrap objects")?;
+        if ha.is_some() {
+            // There may be no leader yet: keep trying in the background.
+            let api = api.clone();
+            let mut rx = rx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match bootstrap(&api).await {
+                        Ok(()) => return,
+                        Err(e) => tracing::debug!(error = %e, "bootstrap objects: will retry"),
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                        _ = rx.changed() => return,
+                    }
+                }
+            }));
+        } else {
+            bootstrap(&api).await.context("bootstrap objects")?;
+        }
         {
             let api = api.clone();
             let rx = rx.clone();
@@ -172,6 +315,8 @@ impl Master {
             admin_token,
             ca_pem,
             data_dir: cfg.data_dir,
+            membership,
+            transport: peer_transport,
             shutdown,
             tasks,
         })
@@ -190,6 +335,9 @@ impl Master {
     /// Stops serving, waits for every task, and stops the store.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        if let Some(t) = &self.transport {
+            t.shutdown();
+        }
         for t in self.tasks {
             let _ = t.await;
         }

@@ -10,6 +10,8 @@
 //! - `durable`: what is persisted, behind a trait (disk or in-memory)
 //! - `wal`, `snapfile`: the write-ahead log and snapshot files on disk
 //! - `transport`: how Raft messages reach other masters
+//! - `peer`: the transport between masters (mutual TLS, length-framed
+//!   prost messages, streamed snapshots with blob chunks)
 //!
 //! [`Store`] is the handle the API server uses: transactions, linearizable
 //! read barriers, local reads, and watch subscriptions.
@@ -18,6 +20,7 @@ pub mod command;
 pub mod durable;
 mod log;
 pub mod node;
+pub mod peer;
 pub mod snapfile;
 pub mod state;
 pub mod storage;
@@ -47,7 +50,11 @@ pub enum StoreError {
     /// The transaction reached the log but a precondition failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
-    #[error("no Raft leader is known (last seen: {leader})")]
+    /// No leader is known here (`leader` is the last one seen, 0 if none):
+    /// an election is under way or this master cannot reach a majority.
+    #[error(
+        "this master knows no Raft leader: an election is under way or a majority of masters is unreachable"
+    )]
     NoLeader { leader: u64 },
     #[error("timed out: {what}")]
     Timeout { what: String },
@@ -78,6 +85,46 @@ pub struct RoleInfo {
     pub leader: u64,
     pub term: u64,
     pub is_leader: bool,
+}
+
+/// Raft's view of the group from one master (what `wasmk cluster status`
+/// shows), as of its last Ready cycle.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RaftStatus {
+    /// This master's Raft id.
+    pub id: u64,
+    /// The leader's id, 0 when unknown.
+    pub leader: u64,
+    pub term: u64,
+    /// Leader, Follower, Candidate or PreCandidate.
+    pub role: &'static str,
+    /// Highest index known committed.
+    pub commit: u64,
+    /// Highest index applied to the state machine.
+    pub applied: u64,
+    /// First index still in the log (older ones are in the snapshot).
+    pub first_index: u64,
+    pub last_index: u64,
+    /// Index of the latest snapshot.
+    pub snapshot_index: u64,
+    pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
+    /// Replication to each member; only the leader knows it.
+    pub progress: Vec<PeerProgress>,
+}
+
+/// How far the leader has replicated to one member.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerProgress {
+    pub id: u64,
+    /// Highest index known to be in the member's log.
+    pub matched: u64,
+    /// Probe, Replicate or Snapshot (raft-rs' progress states).
+    pub state: &'static str,
+    /// Whether the member was heard from within the last election timeout.
+    pub recent_active: bool,
 }
 
 /// What watch subscribers receive from the driver.
@@ -241,6 +288,21 @@ impl Store {
 
     pub fn transfer_leader(&self, to: u64) -> Result<(), StoreError> {
         self.send(Command::TransferLeader { to })
+    }
+
+    /// Raft's progress as of the last Ready cycle.
+    pub fn raft_status(&self) -> RaftStatus {
+        self.inner.shared.status.lock().clone()
+    }
+
+    /// Tells Raft that a message to peer `id` could not be sent.
+    pub fn report_unreachable(&self, id: u64) -> Result<(), StoreError> {
+        self.send(Command::ReportUnreachable { id })
+    }
+
+    /// Tells Raft whether a snapshot reached peer `id`.
+    pub fn report_snapshot(&self, id: u64, ok: bool) -> Result<(), StoreError> {
+        self.send(Command::ReportSnapshot { id, ok })
     }
 
     /// Forces a snapshot (and log compaction); returns its index.

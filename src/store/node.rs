@@ -37,7 +37,7 @@ use super::durable::Durable;
 use super::state::{Applied, Event, HistoryLimits, SnapshotData, StateMachine};
 use super::storage::RaftStorage;
 use super::transport::Transport;
-use super::{RoleInfo, StoreError, WatchMsg};
+use super::{PeerProgress, RaftStatus, RoleInfo, StoreError, WatchMsg};
 
 /// Tunables of the Raft driver.
 #[derive(Clone, Debug)]
@@ -106,6 +106,12 @@ pub enum Input {
     TransferLeader { to: u64 },
     /// Take a snapshot (and compact the log) now; completes with its index.
     Snapshot { ticket: Ticket },
+    /// The transport could not deliver a message to peer `id` (raft-rs then
+    /// probes it instead of streaming to it).
+    ReportUnreachable { id: u64 },
+    /// The transport delivered (`ok`) or failed to deliver a snapshot to
+    /// peer `id`.
+    ReportSnapshot { id: u64, ok: bool },
 }
 
 /// How a request ended.
@@ -150,6 +156,8 @@ pub(crate) struct Shared {
     pub role: watch::Sender<RoleInfo>,
     /// Set when the driver stopped; every later request fails with it.
     pub failed: parking_lot::Mutex<Option<String>>,
+    /// Raft's progress as of the last Ready cycle (for `cluster status`).
+    pub status: parking_lot::Mutex<RaftStatus>,
 }
 
 impl Shared {
@@ -160,6 +168,7 @@ impl Shared {
             applied: watch::channel(0).0,
             role: watch::channel(RoleInfo::default()).0,
             failed: parking_lot::Mutex::new(None),
+            status: parking_lot::Mutex::new(RaftStatus::default()),
         }
     }
 }
@@ -169,6 +178,10 @@ impl Shared {
 struct PendingProposal {
     ticket: Ticket,
     created: u64,
+    /// The encoded transaction, to propose again if leadership moves.
+    data: Vec<u8>,
+    /// The (leader, term) it was last proposed under.
+    view: (u64, u64),
 }
 
 /// A batch of read barriers sharing one ReadIndex request.
@@ -198,9 +211,16 @@ pub struct NodeCore {
     next_request: u64,
     /// Proposals made here, by request id (ordered: expiry is deterministic).
     proposals: BTreeMap<u64, PendingProposal>,
+    /// The (leader, term) the pending proposals were last checked against.
+    proposal_view: (u64, u64),
     /// Proposals that raft dropped (no leader yet), retried until timeout.
     deferred: Vec<(u64, Ticket, Txn)>,
-    conf_changes: Vec<(u64, Ticket)>,
+    /// The tick since which no leader is known, if none is: a request that
+    /// arrives after a long leaderless spell fails at once.
+    leaderless_since: Option<u64>,
+    /// Membership changes proposed here: (request id carried in the
+    /// entry's context, tick proposed, ticket).
+    conf_changes: Vec<(u64, u64, Ticket)>,
     /// Read barriers that arrived since the last Ready cycle.
     read_batch: Vec<Ticket>,
     next_read: u64,
@@ -325,7 +345,7 @@ impl NodeCore {
         cfg.validate().map_err(StoreError::Raft)?;
         let logger = slog::Logger::root(super::log::TracingDrain, slog::o!("raft_id" => opts.id));
         let raw = RawNode::new(&cfg, storage.clone(), &logger).map_err(StoreError::Raft)?;
-        let _ = shared.applied.send(applied);
+        shared.applied.send_replace(applied);
         let mut core = NodeCore {
             raw,
             storage,
@@ -336,7 +356,9 @@ impl NodeCore {
             now: 0,
             next_request: rand::random(),
             proposals: BTreeMap::new(),
+            proposal_view: (0, 0),
             deferred: Vec::new(),
+            leaderless_since: None,
             conf_changes: Vec::new(),
             read_batch: Vec::new(),
             next_read: rand::random(),
@@ -364,6 +386,7 @@ impl NodeCore {
             // A one-voter group need not wait an election timeout.
             core.raw.campaign().map_err(StoreError::Raft)?;
         }
+        core.publish_status();
         Ok(core)
     }
 
@@ -462,7 +485,7 @@ impl NodeCore {
         for (_, ticket, _) in self.deferred.drain(..) {
             done.push((ticket, Outcome::Txn(Err(err()))));
         }
-        for (_, ticket) in self.conf_changes.drain(..) {
+        for (_, _, ticket) in self.conf_changes.drain(..) {
             done.push((ticket, Outcome::ConfChange(Err(err()))));
         }
         for ticket in self.read_batch.drain(..) {
@@ -506,8 +529,12 @@ impl NodeCore {
                 }
             }
             Input::ConfChange { ticket, cc } => {
-                match self.raw.propose_conf_change(Vec::new(), cc) {
-                    Ok(()) => self.conf_changes.push((self.now, ticket)),
+                // The entry's context names the request, so that only its
+                // own proposer completes when it applies.
+                let id = self.unique_id(self.next_request);
+                self.next_request = self.next_request.wrapping_add(1);
+                match self.raw.propose_conf_change(id.to_le_bytes().to_vec(), cc) {
+                    Ok(()) => self.conf_changes.push((id, self.now, ticket)),
                     Err(e) => {
                         let e = self.not_leader_or(e);
                         self.complete(ticket, Outcome::ConfChange(Err(e)));
@@ -516,8 +543,42 @@ impl NodeCore {
             }
             Input::TransferLeader { to } => self.raw.transfer_leader(to),
             Input::Snapshot { ticket } => self.snapshot_waiters.push(ticket),
+            Input::ReportUnreachable { id } => self.raw.report_unreachable(id),
+            Input::ReportSnapshot { id, ok } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                if !ok {
+                    self.snapshots_sent.remove(&id);
+                }
+                self.raw.report_snapshot(id, status);
+            }
         }
         self.rerandomize_election_timeout(false);
+    }
+
+    /// How long a request may wait for a leader to be known before it
+    /// fails with [`StoreError::NoLeader`]: two election timeouts, time
+    /// enough for a normal election, short enough that a master cut off
+    /// from the majority refuses promptly.
+    fn no_leader_ticks(&self) -> u64 {
+        2 * self.opts.election_tick as u64
+    }
+
+    fn leader_known(&self) -> bool {
+        self.raw.raft.leader_id != raft::INVALID_ID
+    }
+
+    /// Whether no leader has been known for [`NodeCore::no_leader_ticks`]:
+    /// this master is likely cut off from the majority, and waiting again
+    /// would only delay the caller's 503.
+    fn long_leaderless(&self) -> bool {
+        !self.leader_known()
+            && self
+                .leaderless_since
+                .is_some_and(|t| self.now.saturating_sub(t) >= self.no_leader_ticks())
     }
 
     fn not_leader_or(&self, e: raft::Error) -> StoreError {
@@ -531,13 +592,45 @@ impl NodeCore {
 
     fn propose(&mut self, created: u64, ticket: Ticket, txn: Txn) {
         let data = txn.encode();
-        match self.raw.propose(Vec::new(), data) {
+        match self.raw.propose(Vec::new(), data.clone()) {
             Ok(()) => {
-                self.proposals
-                    .insert(txn.request_id, PendingProposal { ticket, created });
+                let view = (self.raw.raft.leader_id, self.raw.raft.term);
+                self.proposals.insert(
+                    txn.request_id,
+                    PendingProposal {
+                        ticket,
+                        created,
+                        data,
+                        view,
+                    },
+                );
+            }
+            Err(raft::Error::ProposalDropped) if self.long_leaderless() => {
+                let leader = self.raw.raft.leader_id;
+                self.complete(ticket, Outcome::Txn(Err(StoreError::NoLeader { leader })));
             }
             Err(raft::Error::ProposalDropped) => self.deferred.push((created, ticket, txn)),
             Err(e) => self.complete(ticket, Outcome::Txn(Err(StoreError::Raft(e)))),
+        }
+    }
+
+    /// When leadership moves, proposals still pending here may have been
+    /// lost with the old leader (forwarded to a master that died, or
+    /// appended to a log that will be truncated): propose them again to the
+    /// new leader rather than let their callers wait out the timeout. This
+    /// is safe because the state machine applies a request id once; a copy
+    /// that did commit makes the second one a no-op.
+    fn repropose_on_leader_change(&mut self) {
+        let view = (self.raw.raft.leader_id, self.raw.raft.term);
+        if view == self.proposal_view || view.0 == raft::INVALID_ID {
+            return;
+        }
+        self.proposal_view = view;
+        let raw = &mut self.raw;
+        for p in self.proposals.values_mut() {
+            if p.view != view && raw.propose(Vec::new(), p.data.clone()).is_ok() {
+                p.view = view;
+            }
         }
     }
 
@@ -551,16 +644,19 @@ impl NodeCore {
         self.now += 1;
         self.raw.tick();
         self.rerandomize_election_timeout(false);
-        // Retry proposals dropped for lack of a leader.
+        if self.leader_known() {
+            self.leaderless_since = None;
+        } else if self.leaderless_since.is_none() {
+            self.leaderless_since = Some(self.now);
+        }
+        // Retry proposals dropped for lack of a leader. Never handed to
+        // raft, they certainly did not apply: NoLeader says so (503).
         for (created, ticket, txn) in std::mem::take(&mut self.deferred) {
-            if self.expired(created) {
-                self.complete(
-                    ticket,
-                    Outcome::Txn(Err(StoreError::Timeout {
-                        what: "write waiting for a Raft leader".into(),
-                    })),
-                );
-            } else if self.raw.raft.leader_id != raft::INVALID_ID {
+            let waited = self.now.saturating_sub(created);
+            if self.expired(created) || (!self.leader_known() && waited >= self.no_leader_ticks()) {
+                let leader = self.raw.raft.leader_id;
+                self.complete(ticket, Outcome::Txn(Err(StoreError::NoLeader { leader })));
+            } else if self.leader_known() {
                 self.propose(created, ticket, txn);
             } else {
                 self.deferred.push((created, ticket, txn));
@@ -584,9 +680,9 @@ impl NodeCore {
         }
         let (conf_expired, conf_live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conf_changes)
             .into_iter()
-            .partition(|(c, _)| self.expired(*c));
+            .partition(|(_, c, _)| self.expired(*c));
         self.conf_changes = conf_live;
-        for (_, ticket) in conf_expired {
+        for (_, _, ticket) in conf_expired {
             self.complete(
                 ticket,
                 Outcome::ConfChange(Err(StoreError::Timeout {
@@ -598,8 +694,11 @@ impl NodeCore {
         // committed in its term); fail those past the deadline.
         let mut reissue = Vec::new();
         let mut dead = Vec::new();
+        let leaderless = !self.leader_known();
+        let no_leader_ticks = self.no_leader_ticks();
         for (id, p) in self.reads_in_flight.iter_mut() {
-            if self.now.saturating_sub(p.created) >= self.timeout_ticks {
+            let waited = self.now.saturating_sub(p.created);
+            if waited >= self.timeout_ticks || (leaderless && waited >= no_leader_ticks) {
                 dead.push(*id);
             } else if self.now.saturating_sub(p.issued) >= 2 {
                 p.issued = self.now;
@@ -609,12 +708,15 @@ impl NodeCore {
         for id in dead {
             if let Some(p) = self.reads_in_flight.remove(&id) {
                 for ticket in p.tickets {
-                    self.complete(
-                        ticket,
-                        Outcome::ReadIndex(Err(StoreError::Timeout {
+                    // A read has no effect: failing it is always safe.
+                    let err = if leaderless {
+                        StoreError::NoLeader { leader: 0 }
+                    } else {
+                        StoreError::Timeout {
                             what: "linearizable read waiting for the Raft leader".into(),
-                        })),
-                    );
+                        }
+                    };
+                    self.complete(ticket, Outcome::ReadIndex(Err(err)));
                 }
             }
         }
@@ -682,6 +784,15 @@ impl NodeCore {
         if self.read_batch.is_empty() {
             return;
         }
+        if self.long_leaderless() {
+            for ticket in std::mem::take(&mut self.read_batch) {
+                self.complete(
+                    ticket,
+                    Outcome::ReadIndex(Err(StoreError::NoLeader { leader: 0 })),
+                );
+            }
+            return;
+        }
         let id = self.unique_id(self.next_read);
         self.next_read = self.next_read.wrapping_add(1);
         self.reads_in_flight.insert(
@@ -693,6 +804,63 @@ impl NodeCore {
             },
         );
         self.raw.read_index(id.to_le_bytes().to_vec());
+    }
+
+    /// Raft's progress, as `cluster status` shows it.
+    pub fn status(&self) -> RaftStatus {
+        let r = &self.raw.raft;
+        let conf = r.prs().conf();
+        let mut voters: Vec<u64> = conf.voters().ids().iter().collect();
+        voters.sort_unstable();
+        let mut learners: Vec<u64> = conf.learners().iter().copied().collect();
+        learners.sort_unstable();
+        let progress = if r.state == StateRole::Leader {
+            let mut p: Vec<PeerProgress> = r
+                .prs()
+                .iter()
+                .map(|(id, pr)| PeerProgress {
+                    id: *id,
+                    matched: pr.matched,
+                    state: match pr.state {
+                        ProgressState::Probe => "Probe",
+                        ProgressState::Replicate => "Replicate",
+                        ProgressState::Snapshot => "Snapshot",
+                    },
+                    recent_active: pr.recent_active,
+                })
+                .collect();
+            p.sort_by_key(|p| p.id);
+            p
+        } else {
+            Vec::new()
+        };
+        RaftStatus {
+            id: self.opts.id,
+            leader: r.leader_id,
+            term: r.term,
+            role: match r.state {
+                StateRole::Leader => "Leader",
+                StateRole::Follower => "Follower",
+                StateRole::Candidate => "Candidate",
+                StateRole::PreCandidate => "PreCandidate",
+            },
+            commit: r.raft_log.committed,
+            applied: r.raft_log.applied,
+            first_index: self.storage.mem.first_index().unwrap_or(0),
+            last_index: r.raft_log.last_index(),
+            snapshot_index: self.last_snapshot,
+            voters,
+            learners,
+            progress,
+        }
+    }
+
+    fn publish_status(&self) {
+        let status = self.status();
+        let mut cur = self.shared.status.lock();
+        if *cur != status {
+            *cur = status;
+        }
     }
 
     fn publish_role(&self) {
@@ -714,6 +882,7 @@ impl NodeCore {
         self.flush_reads();
         if !self.raw.has_ready() {
             self.maybe_snapshot()?;
+            self.publish_status();
             return Ok(());
         }
         let mut rd = self.raw.ready();
@@ -768,7 +937,10 @@ impl NodeCore {
         self.raw.advance_apply();
         self.publish_role();
         self.resolve_reads();
-        self.maybe_snapshot()
+        self.repropose_on_leader_change();
+        self.maybe_snapshot()?;
+        self.publish_status();
+        Ok(())
     }
 
     fn resolve_reads(&mut self) {
@@ -838,13 +1010,17 @@ impl NodeCore {
                             Ok(cc) => match self.raw.apply_conf_change(&cc) {
                                 Ok(cs) => {
                                     self.storage.set_conf_state(cs.clone());
-                                    if let Some((_, ticket)) = self.conf_changes.pop() {
+                                    if let Some(ticket) =
+                                        take_conf_change(&mut self.conf_changes, &e.context)
+                                    {
                                         done.push((ticket, Outcome::ConfChange(Ok(cs))));
                                     }
                                 }
                                 Err(err) => {
                                     tracing::warn!(index = e.index, error = %err, "configuration change refused");
-                                    if let Some((_, ticket)) = self.conf_changes.pop() {
+                                    if let Some(ticket) =
+                                        take_conf_change(&mut self.conf_changes, &e.context)
+                                    {
                                         done.push((
                                             ticket,
                                             Outcome::ConfChange(Err(StoreError::Raft(err))),
@@ -865,7 +1041,7 @@ impl NodeCore {
                 let _ = self.shared.events.send(WatchMsg::Events(Arc::from(events)));
             }
         }
-        let _ = self.shared.applied.send(last);
+        self.shared.applied.send_replace(last);
         for (ticket, outcome) in done {
             self.complete(ticket, outcome);
         }
@@ -900,7 +1076,7 @@ impl NodeCore {
         self.durable.save_snapshot(&meta, &snap.data)?;
         self.storage.set_latest_snapshot(snap);
         self.last_snapshot = meta.index;
-        let _ = self.shared.applied.send(meta.index);
+        self.shared.applied.send_replace(meta.index);
         Ok(())
     }
 
@@ -940,6 +1116,13 @@ impl NodeCore {
     }
 }
 
+/// The waiting membership change whose entry carried `context`.
+fn take_conf_change(waiting: &mut Vec<(u64, u64, Ticket)>, context: &[u8]) -> Option<Ticket> {
+    let id = u64::from_le_bytes(context.try_into().ok()?);
+    let pos = waiting.iter().position(|(i, _, _)| *i == id)?;
+    Some(waiting.remove(pos).2)
+}
+
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// What the threaded shell is asked to do (the [`Input`]s, with the channel
@@ -962,6 +1145,13 @@ pub(crate) enum Command {
     },
     Snapshot {
         reply: Reply<u64>,
+    },
+    ReportUnreachable {
+        id: u64,
+    },
+    ReportSnapshot {
+        id: u64,
+        ok: bool,
     },
     Shutdown,
 }
@@ -1065,6 +1255,8 @@ impl Driver {
             }
             Command::Step(m) => Input::Step(m),
             Command::TransferLeader { to } => Input::TransferLeader { to },
+            Command::ReportUnreachable { id } => Input::ReportUnreachable { id },
+            Command::ReportSnapshot { id, ok } => Input::ReportSnapshot { id, ok },
             Command::Shutdown => return false,
         };
         self.next_ticket += 1;
@@ -1094,6 +1286,7 @@ impl Driver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ApplyError;
     use crate::store::command::Op;
     use crate::store::durable::{MemDurable, Recovered};
 
@@ -1390,6 +1583,224 @@ mod tests {
                 "master {id} applied the delete twice"
             );
         }
+    }
+
+    /// Leader-only writers fence their writes to the term they were elected
+    /// in: once leadership has moved, a write from the deposed leader is
+    /// refused even though it reaches the new leader's log.
+    #[test]
+    fn a_deposed_leaders_fenced_write_is_refused() {
+        let mut c = cluster(3, 1000);
+        let old = elect(&mut c);
+        let old_term = c.core(old).role().term;
+        // Cut the leader off until the others elect a new one.
+        let mut new = None;
+        for _ in 0..200 {
+            c.round(&mut |m| m.from == old || m.to == old);
+            new = c
+                .cores
+                .iter()
+                .find(|k| k.role().is_leader && k.id() != old)
+                .map(|k| k.id());
+            if new.is_some() {
+                break;
+            }
+        }
+        let new = new.expect("the majority elected a new leader");
+        for _ in 0..100 {
+            if c.core(old).role().leader == new {
+                break;
+            }
+            c.round(&mut |_| false);
+        }
+        assert_eq!(c.core(old).role().leader, new, "the old leader follows");
+        assert!(c.core(new).role().term > old_term);
+        // The old leader's control loops still write with their old term.
+        c.core(old).handle(Input::Propose {
+            ticket: 77,
+            txn: Txn {
+                request_id: 0,
+                ops: vec![Op::create("cm/late", b"{}".to_vec())],
+                fence_term: old_term,
+            },
+        });
+        for _ in 0..10 {
+            c.round(&mut |_| false);
+        }
+        let done = &c.completions[(old - 1) as usize];
+        let outcome = &done
+            .iter()
+            .find(|d| d.ticket == 77)
+            .expect("answered")
+            .outcome;
+        assert!(
+            matches!(
+                outcome,
+                Outcome::Txn(Err(StoreError::Apply(ApplyError::Fenced { .. })))
+            ),
+            "{outcome:?}"
+        );
+        for id in 1..=3 {
+            assert!(c.core(id).state().get("cm/late").is_none());
+        }
+    }
+
+    /// A master cut off from the others refuses a write with NoLeader once
+    /// it knows no leader, well before the request timeout.
+    #[test]
+    fn a_write_without_leader_fails_fast() {
+        let mut c = cluster(3, 1000);
+        let leader = elect(&mut c);
+        let f = if leader == 1 { 2 } else { 1 };
+        let mut rounds = 0;
+        while c.core(f).role().leader != 0 {
+            c.round(&mut |m| m.from == f || m.to == f);
+            rounds += 1;
+            assert!(rounds < 200, "the isolated follower kept its leader");
+        }
+        c.propose(f, 5, Op::create("cm/x", b"{}".to_vec()));
+        let timeout = c.core(f).timeout_ticks;
+        let mut waited = 0;
+        let outcome = loop {
+            c.round(&mut |m| m.from == f || m.to == f);
+            waited += 1;
+            let done = &mut c.completions[(f - 1) as usize];
+            if let Some(pos) = done.iter().position(|d| d.ticket == 5) {
+                break done.remove(pos).outcome;
+            }
+            assert!(waited < timeout, "no answer before the request timeout");
+        };
+        assert!(
+            matches!(outcome, Outcome::Txn(Err(StoreError::NoLeader { .. }))),
+            "{outcome:?}"
+        );
+        assert!(waited <= 2 * c.core(f).opts.election_tick as u64 + 1);
+        // Still cut off: later writes and reads fail without waiting again.
+        c.propose(f, 6, Op::create("cm/y", b"{}".to_vec()));
+        c.core(f).handle(Input::ReadIndex { ticket: 7 });
+        c.process();
+        let done = &c.completions[(f - 1) as usize];
+        for ticket in [6, 7] {
+            let d = done.iter().find(|d| d.ticket == ticket);
+            assert!(
+                matches!(
+                    d.map(|d| &d.outcome),
+                    Some(Outcome::Txn(Err(StoreError::NoLeader { .. })))
+                        | Some(Outcome::ReadIndex(Err(StoreError::NoLeader { .. })))
+                ),
+                "ticket {ticket}: {:?}",
+                d.map(|d| &d.outcome)
+            );
+        }
+    }
+
+    /// A master added to a cluster whose log was compacted catches up by a
+    /// snapshot naming it (the one taken before it was added would not).
+    #[test]
+    fn an_added_learner_catches_up_by_snapshot() {
+        use raft::eraftpb::{ConfChangeSingle, ConfChangeType};
+        let mut c = cluster(3, 5);
+        let leader = elect(&mut c);
+        for i in 0..12 {
+            c.propose(leader, i, Op::create(format!("cm/{i}"), b"{}".to_vec()));
+            c.round(&mut |_| false);
+        }
+        assert!(c.core(leader).raw_node().raft.raft_log.first_index() > 1);
+        // The new master starts empty and waits for the leader.
+        c.queues.push(Queue::default());
+        c.disks.push(Disk::default());
+        c.completions.push(Vec::new());
+        let opts = RaftOptions {
+            id: 4,
+            voters: Vec::new(),
+            ..c.cores[0].opts.clone()
+        };
+        let mut joiner = NodeCore::new(
+            opts,
+            HistoryLimits::default(),
+            None,
+            Box::new(c.disks[3].clone()),
+            Arc::new(c.queues[3].clone()),
+        )
+        .unwrap();
+        joiner.seed(4);
+        c.cores.push(joiner);
+        let cc = ConfChangeV2 {
+            changes: vec![ConfChangeSingle {
+                change_type: ConfChangeType::AddLearnerNode as i32,
+                node_id: 4,
+            }],
+            ..Default::default()
+        };
+        c.core(leader).handle(Input::ConfChange { ticket: 100, cc });
+        for _ in 0..200 {
+            c.round(&mut |_| false);
+            if c.applied(4) == c.applied(leader) {
+                break;
+            }
+        }
+        let done = &c.completions[(leader - 1) as usize];
+        match &done
+            .iter()
+            .find(|d| d.ticket == 100)
+            .expect("answered")
+            .outcome
+        {
+            Outcome::ConfChange(Ok(cs)) => assert_eq!(cs.learners, vec![4]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.applied(4), c.applied(leader));
+        assert_eq!(c.core(4).state().count("cm/"), 12);
+        // Only the proposer of a membership change hears of it.
+        for id in (1..=4).filter(|i| *i != leader) {
+            assert!(
+                c.completions[(id - 1) as usize]
+                    .iter()
+                    .all(|d| !matches!(d.outcome, Outcome::ConfChange(_)))
+            );
+        }
+        let status = c.core(leader).status();
+        assert_eq!(status.learners, vec![4]);
+        assert_eq!(status.voters, vec![1, 2, 3]);
+        assert_eq!(status.progress.len(), 4);
+    }
+
+    /// A write forwarded to a leader that then dies is proposed again to
+    /// the next leader: its caller gets an answer soon after the election,
+    /// not at the request timeout, and the write applies once.
+    #[test]
+    fn a_write_lost_with_its_leader_is_proposed_again() {
+        let mut c = cluster(3, 1000);
+        let dead = elect(&mut c);
+        let f = if dead == 1 { 2 } else { 1 };
+        c.propose(
+            f,
+            7,
+            Op::create("cm/k", br#"{"metadata":{"name":"k"}}"#.to_vec()),
+        );
+        let timeout = c.core(f).timeout_ticks;
+        let mut rounds = 0;
+        let outcome = loop {
+            // The leader is gone: nothing reaches it, nothing leaves it.
+            c.round(&mut |m| m.to == dead || m.from == dead);
+            rounds += 1;
+            let done = &mut c.completions[(f - 1) as usize];
+            if let Some(pos) = done.iter().position(|d| d.ticket == 7) {
+                break done.remove(pos).outcome;
+            }
+            assert!(rounds < timeout, "no answer before the request timeout");
+        };
+        assert!(matches!(outcome, Outcome::Txn(Ok(_))), "{outcome:?}");
+        let new = c
+            .cores
+            .iter()
+            .find(|k| k.role().is_leader && k.id() != dead)
+            .map(|k| k.id())
+            .expect("a new leader");
+        for _ in 0..5 {
+            c.round(&mut |m| m.to == dead || m.from == dead);
+        }
+        assert_eq!(c.core(new).state().count("cm/"), 1);
     }
 
     #[test]

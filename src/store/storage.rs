@@ -76,10 +76,13 @@ impl Storage for RaftStorage {
         self.mem.last_index()
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
         let latest = self.latest.lock().ok().and_then(|l| l.clone());
         match latest {
-            Some(s) if s.get_metadata().index >= request_index => Ok(s),
+            // A master added after the snapshot was taken would refuse it
+            // (raft-rs drops snapshots whose configuration lacks the
+            // receiver): build a newer one.
+            Some(s) if s.get_metadata().index >= request_index && names(&s, to) => Ok(s),
             _ => {
                 if let Ok(mut w) = self.wanted.lock() {
                     *w = Some(request_index);
@@ -90,4 +93,14 @@ impl Storage for RaftStorage {
             }
         }
     }
+}
+
+/// Whether the snapshot's configuration includes member `id`.
+fn names(snap: &Snapshot, id: u64) -> bool {
+    let cs = snap.get_metadata().get_conf_state();
+    cs.voters
+        .iter()
+        .chain(&cs.learners)
+        .chain(&cs.voters_outgoing)
+        .any(|v| *v == id)
 }

@@ -66,6 +66,8 @@ async fn writes_apply_and_survive_a_crash() {
         .await
         .unwrap();
     assert!(b.rv > a.rv);
+    // The applied index is current even when nobody waits on it.
+    assert!(store.applied() >= b.rv);
     let stale = store
         .txn(vec![Op::update("cm/a", cm("a", "3"), a.rv)])
         .await;
