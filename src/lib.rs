@@ -16,6 +16,8 @@
 //!   reflectors (list+watch caches), work queues.
 //! - [`scheduler`]: Filter/Score plugins and the binding loop.
 //! - [`server`]: running a master (data dir, PKI, store, API, control loops).
+//! - [`control`]: the leader's control loops (executors of the planners,
+//!   garbage collector, namespace lifecycle), started on leadership.
 //! - [`controllers`]: ReplicaSet, Deployment, DaemonSet, Job, CronJob,
 //!   namespace and garbage collection; pure planning plus executors.
 //! - [`agent`]: the node agent: registration, leases, pod lifecycle.
@@ -33,6 +35,7 @@ pub mod auth;
 pub mod cgroup;
 pub mod cli;
 pub mod client;
+pub mod control;
 pub mod controllers;
 pub mod modules;
 pub mod runtime;

@@ -23,6 +23,7 @@ async fn start() -> Env {
         listen: "127.0.0.1:0".parse().unwrap(),
         extra_sans: vec![],
         extra_kubeconfig: None,
+        control: Default::default(),
     })
     .await
     .unwrap();

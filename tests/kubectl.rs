@@ -227,3 +227,208 @@ fn validation_errors_reach_kubectl() {
         "{err}"
     );
 }
+
+#[test]
+fn garbage_collection_and_namespace_deletion() {
+    let c = Cluster::up();
+    c.kubectl_ok(&["create", "namespace", "team"]);
+    c.kubectl_ok(&[
+        "-n",
+        "team",
+        "create",
+        "deployment",
+        "api",
+        "--image=hello:v1",
+        "--replicas=2",
+    ]);
+    c.kubectl_ok(&[
+        "-n",
+        "team",
+        "create",
+        "configmap",
+        "c1",
+        "--from-literal=a=b",
+    ]);
+    // The controllers create a ReplicaSet and its pods.
+    let pods = common::eventually(Duration::from_secs(20), || {
+        let out = c.kubectl_ok(&["-n", "team", "get", "pods", "-o", "name"]);
+        (out.lines().count() == 2).then_some(out)
+    });
+    assert!(pods.is_some(), "the deployment's pods were not created");
+
+    // Orphan: the ReplicaSet survives its deployment, without an owner.
+    c.kubectl_ok(&[
+        "-n",
+        "team",
+        "delete",
+        "deployment",
+        "api",
+        "--cascade=orphan",
+    ]);
+    let rs = c.kubectl_ok(&[
+        "-n",
+        "team",
+        "get",
+        "rs",
+        "-o",
+        "jsonpath={.items[0].metadata.ownerReferences}",
+    ]);
+    assert!(
+        rs.trim().is_empty(),
+        "owner reference left after orphaning: {rs}"
+    );
+    assert_eq!(
+        c.kubectl_ok(&["-n", "team", "get", "pods", "-o", "name"])
+            .lines()
+            .count(),
+        2
+    );
+
+    // Background (kubectl's default): deleting the ReplicaSet removes its pods.
+    c.kubectl_ok(&["-n", "team", "delete", "rs", "--all"]);
+    let gone = common::eventually(Duration::from_secs(20), || {
+        c.kubectl_ok(&["-n", "team", "get", "pods", "-o", "name"])
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "pods of a deleted ReplicaSet were not collected"
+    );
+
+    // Foreground: the owner waits for its dependents.
+    c.kubectl_ok(&[
+        "-n",
+        "team",
+        "create",
+        "deployment",
+        "fg",
+        "--image=hello:v1",
+        "--replicas=1",
+    ]);
+    common::eventually(Duration::from_secs(20), || {
+        (c.kubectl_ok(&["-n", "team", "get", "pods", "-o", "name"])
+            .lines()
+            .count()
+            == 1)
+            .then_some(())
+    })
+    .expect("pod of fg");
+    c.kubectl_ok(&[
+        "-n",
+        "team",
+        "delete",
+        "deployment",
+        "fg",
+        "--cascade=foreground",
+    ]);
+    let left = c.kubectl_ok(&["-n", "team", "get", "deploy,rs,pods", "-o", "name"]);
+    assert!(left.trim().is_empty(), "foreground deletion left {left}");
+
+    // Deleting the namespace deletes what it holds, then the namespace.
+    c.kubectl_ok(&["delete", "namespace", "team"]);
+    let ns = c.kubectl(&["get", "namespace", "team"]);
+    assert!(!ns.status.success());
+    let cm = c.kubectl(&["-n", "team", "get", "configmap", "c1"]);
+    assert!(!cm.status.success());
+}
+
+#[test]
+fn resource_quotas_and_limit_ranges() {
+    let c = Cluster::up();
+    c.kubectl_ok(&["create", "namespace", "q"]);
+    c.kubectl_ok(&[
+        "-n",
+        "q",
+        "create",
+        "quota",
+        "small",
+        "--hard=pods=2,requests.cpu=1,count/configmaps=1",
+    ]);
+    let f = c.write_file(
+        "lr.yaml",
+        "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: defaults\n  namespace: q\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 400m}\n    defaultRequest: {cpu: 300m}\n    max: {cpu: 800m}\n",
+    );
+    c.kubectl_ok(&["apply", "-f", f.to_str().unwrap()]);
+    let pod = |name: &str, cpu: Option<&str>| {
+        let res = cpu
+            .map(|l| format!("\n    resources: {{limits: {{cpu: {l}}}}}"))
+            .unwrap_or_default();
+        c.write_file(
+            &format!("{name}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: q\nspec:\n  containers:\n  - name: c\n    image: hello:v1{res}\n"
+            ),
+        )
+    };
+    // LimitRange defaults fill in the resources the pod does not state.
+    c.kubectl_ok(&["create", "-f", pod("a", None).to_str().unwrap()]);
+    let res = c.kubectl_ok(&[
+        "-n",
+        "q",
+        "get",
+        "pod",
+        "a",
+        "-o",
+        "jsonpath={.spec.containers[0].resources.limits.cpu}/{.spec.containers[0].resources.requests.cpu}",
+    ]);
+    assert_eq!(res.trim(), "400m/300m");
+    // Its maximum is enforced.
+    let out = c.kubectl(&["create", "-f", pod("big", Some("2")).to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("maximum cpu usage per Container is 800m"),
+        "{err}"
+    );
+    // The quota is charged on create and refuses what exceeds it.
+    c.kubectl_ok(&["create", "-f", pod("b", Some("500m")).to_str().unwrap()]);
+    let out = c.kubectl(&["create", "-f", pod("c", Some("100m")).to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("exceeded quota: small") && err.contains("pods=2"),
+        "{err}"
+    );
+    c.kubectl_ok(&["-n", "q", "create", "configmap", "one"]);
+    let out = c.kubectl(&["-n", "q", "create", "configmap", "two"]);
+    assert!(!out.status.success());
+    let used = c.kubectl_ok(&[
+        "-n",
+        "q",
+        "get",
+        "quota",
+        "small",
+        "-o",
+        "jsonpath={.status.used.pods} {.status.used.requests\\.cpu} {.status.hard.pods}",
+    ]);
+    assert_eq!(used.trim(), "2 800m 2");
+    // Deleting a pod frees its share (the quota controller recounts).
+    c.kubectl_ok(&[
+        "-n",
+        "q",
+        "delete",
+        "pod",
+        "a",
+        "--grace-period=0",
+        "--force",
+    ]);
+    let freed = common::eventually(Duration::from_secs(20), || {
+        let out = c.kubectl_ok(&[
+            "-n",
+            "q",
+            "get",
+            "quota",
+            "small",
+            "-o",
+            "jsonpath={.status.used.pods} {.status.used.requests\\.cpu}",
+        ]);
+        (out.trim() == "1 500m").then_some(())
+    });
+    assert!(freed.is_some(), "deleting a pod did not free its quota");
+    c.kubectl_ok(&["create", "-f", pod("c", Some("100m")).to_str().unwrap()]);
+    let desc = c.kubectl_ok(&["-n", "q", "describe", "quota", "small"]);
+    assert!(
+        desc.contains("requests.cpu") && desc.contains("600m"),
+        "{desc}"
+    );
+}

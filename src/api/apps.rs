@@ -366,6 +366,7 @@ impl Deployment {
 
 impl ApiObject for Deployment {
     const HAS_STATUS: bool = true;
+    const STATUS_CARRIES_ANNOTATIONS: bool = true;
 
     fn set_defaults(&mut self) {
         let s = &mut self.spec;

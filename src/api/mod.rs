@@ -124,6 +124,11 @@ pub trait ApiObject: Resource {
         self.keep_status(Some(&status_only));
     }
 
+    /// Whether an update through `/status` may change annotations too
+    /// (Kubernetes' Deployment status strategy keeps them, because the
+    /// controller records the revision there).
+    const STATUS_CARRIES_ANNOTATIONS: bool = false;
+
     /// Whether the spec differs, which bumps `metadata.generation`.
     fn spec_changed(&self, _old: &Self) -> bool {
         false

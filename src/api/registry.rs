@@ -110,6 +110,9 @@ pub enum UpdateScope {
     Main,
     /// The `status` subresource: everything but status is kept.
     Status,
+    /// Spec and status together (internal writers such as the binding
+    /// handler); system metadata is still kept.
+    All,
 }
 
 /// Why an object was refused.
@@ -335,10 +338,15 @@ impl<T: ApiObject + schemars::JsonSchema> DynResource for Typed<T> {
                 }
                 keep_system_meta(t.meta_mut(), old_t.meta());
             }
+            UpdateScope::All => keep_system_meta(t.meta_mut(), old_t.meta()),
             UpdateScope::Status => {
+                let annotations = t.meta().annotations.clone();
                 t.keep_all_but_status(&old_t);
                 // Status writers cannot change metadata (ResetObjectMetaForStatus).
                 *t.meta_mut() = old_t.meta().clone();
+                if T::STATUS_CARRIES_ANNOTATIONS {
+                    t.meta_mut().annotations = annotations;
+                }
             }
         }
         t.set_defaults();
@@ -349,7 +357,9 @@ impl<T: ApiObject + schemars::JsonSchema> DynResource for Typed<T> {
         }
         if self.info.has_generation {
             let g = old_t.meta().generation.max(1);
-            t.meta_mut().generation = if t.spec_changed(&old_t) { g + 1 } else { g };
+            // Status writes never move the generation.
+            let bump = scope != UpdateScope::Status && t.spec_changed(&old_t);
+            t.meta_mut().generation = if bump { g + 1 } else { g };
         }
         self.finish(t, unknown, fv)
     }
@@ -736,7 +746,7 @@ mod fuzz {
         let leaf = prop_oneof![
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| Value::from(n)),
+            any::<i64>().prop_map(Value::from),
             any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
                 .map(Value::Number)
                 .unwrap_or(Value::Null)),

@@ -94,13 +94,11 @@ fn resource_entry(t: &dyn DynResource) -> Vec<Value> {
         "shortNames": i.short_names,
         "categories": i.categories,
     })];
-    if i.short_names.is_empty() {
-        if let Some(o) = out[0].as_object_mut() {
+    if let Some(o) = out[0].as_object_mut() {
+        if i.short_names.is_empty() {
             o.remove("shortNames");
         }
-    }
-    if i.categories.is_empty() {
-        if let Some(o) = out[0].as_object_mut() {
+        if i.categories.is_empty() {
             o.remove("categories");
         }
     }

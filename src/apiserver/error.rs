@@ -12,7 +12,8 @@ pub struct ApiError {
     /// Kubernetes `StatusReason`: NotFound, AlreadyExists, Conflict, Invalid, ...
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<StatusDetails>,
+    /// Boxed: errors travel in every `Result` of the API server.
+    pub details: Option<Box<StatusDetails>>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -25,13 +26,13 @@ impl std::error::Error for ApiError {}
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-fn details(info: &ResourceInfo, name: &str) -> Option<StatusDetails> {
-    Some(StatusDetails {
+fn details(info: &ResourceInfo, name: &str) -> Option<Box<StatusDetails>> {
+    Some(Box::new(StatusDetails {
         name: name.to_string(),
         group: info.group.to_string(),
         kind: info.plural.to_string(),
         ..Default::default()
-    })
+    }))
 }
 
 impl ApiError {
@@ -149,7 +150,7 @@ impl ApiError {
             code: 422,
             reason: "Invalid",
             message: format!("{kind} \"{name}\" is invalid: {}", errs.summary()),
-            details: Some(StatusDetails {
+            details: Some(Box::new(StatusDetails {
                 name: name.to_string(),
                 group: info.group.to_string(),
                 kind: info.kind.to_string(),
@@ -166,7 +167,7 @@ impl ApiError {
                     })
                     .collect(),
                 ..Default::default()
-            }),
+            })),
         }
     }
 
@@ -194,7 +195,7 @@ impl ApiError {
             status: "Failure".into(),
             message: self.message.clone(),
             reason: self.reason.to_string(),
-            details: self.details.clone(),
+            details: self.details.as_deref().cloned(),
             code: self.code as i32,
             ..Default::default()
         }

@@ -382,7 +382,7 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> ApiResult<Bytes> {
     }
 }
 
-/// Decodes a JSON or YAML body into one object.
+/// Decodes a JSON, YAML or Kubernetes protobuf body into one object.
 fn decode_body(content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> {
     let ct = content_type
         .unwrap_or("application/json")
@@ -399,11 +399,7 @@ fn decode_body(content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> {
             .map_err(|e| {
                 ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
             })?,
-        "application/vnd.kubernetes.protobuf" => {
-            return Err(ApiError::unsupported_media_type(
-                "the body is protobuf; wasmk accepts application/json and application/yaml",
-            ));
-        }
+        "application/vnd.kubernetes.protobuf" => super::protobuf::decode(body)?,
         other => {
             return Err(ApiError::unsupported_media_type(format!(
                 "unsupported content type {other:?}: wasmk accepts application/json and application/yaml"
@@ -466,6 +462,10 @@ fn list_options(q: &HashMap<String, String>) -> ApiResult<ListOptions> {
 fn delete_options(q: &HashMap<String, String>, body: &[u8]) -> ApiResult<DeleteOptions> {
     let mut o: DeleteOptions = if body.iter().all(|b| b.is_ascii_whitespace()) {
         DeleteOptions::default()
+    } else if body.starts_with(super::protobuf::MAGIC) {
+        // kubectl drain --disable-eviction sends DeleteOptions as protobuf.
+        serde_json::from_value(super::protobuf::decode(body)?)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
@@ -1107,7 +1107,7 @@ mod tests {
             decode_body(Some("application/vnd.kubernetes.protobuf"), b"k8s")
                 .unwrap_err()
                 .code,
-            415
+            400
         );
     }
 }

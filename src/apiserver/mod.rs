@@ -4,14 +4,17 @@
 //!   subresources, watch), shared by HTTP and in-process callers
 //! - `http`: TLS, authentication, routing, content negotiation, streaming
 //! - `patch`: merge, strategic-merge and JSON patches
+//! - `protobuf`: Kubernetes protobuf request bodies decoded to JSON
 //! - `discovery`, `openapi`, `table`: the documents kubectl reads
 //! - `error`: API errors as `Status` objects
 
+pub mod admission;
 pub mod discovery;
 pub mod error;
 pub mod http;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod rest;
 pub mod table;
 

@@ -114,6 +114,10 @@ pub struct Api {
     pub store: Store,
     pub registry: &'static Registry,
     pub services: Arc<ServiceNetwork>,
+    /// Raft term every write of this handle must be appended in (0: any).
+    /// Leader-only control loops set the term they were elected in, so a
+    /// deposed leader's writes are refused.
+    pub fence_term: u64,
 }
 
 /// Where Service cluster IPs come from.
@@ -305,6 +309,15 @@ impl Api {
             store,
             registry: Registry::get(),
             services: Arc::new(ServiceNetwork::default()),
+            fence_term: 0,
+        }
+    }
+
+    /// A handle whose writes are fenced to Raft term `term`.
+    pub fn fenced(&self, term: u64) -> Api {
+        Api {
+            fence_term: term,
+            ..self.clone()
         }
     }
 
@@ -488,7 +501,7 @@ impl Api {
                 serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()))?,
             ));
             let create_index = ops.len() - 1;
-            match self.store.txn(ops).await {
+            match self.store.txn_fenced(ops, self.fence_term).await {
                 Ok(applied) => {
                     let stored = applied
                         .objects
@@ -519,14 +532,107 @@ impl Api {
         ))
     }
 
+    /// Objects of a namespaced type in `ns`, typed, from the local state.
+    fn local_list<T: serde::de::DeserializeOwned>(
+        &self,
+        plural_qualified: &str,
+        ns: &str,
+    ) -> Vec<(u64, Value, T)> {
+        let prefix = format!("{plural_qualified}/{ns}/");
+        self.store.read(|sm| {
+            sm.list(&prefix, None, 0)
+                .0
+                .into_iter()
+                .filter_map(|(_, s)| {
+                    let v: Value = serde_json::from_slice(&s.value).ok()?;
+                    let t: T = serde_json::from_value(v.clone()).ok()?;
+                    Some((s.rv, v, t))
+                })
+                .collect()
+        })
+    }
+
+    /// LimitRange defaults and bounds, and ResourceQuota charges (as ops
+    /// in the create's transaction).
+    fn admit_quota_and_limits(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        obj: &mut Value,
+        ops: &mut Vec<Op>,
+    ) -> ApiResult<()> {
+        use super::admission;
+        use crate::api::core::{LimitRange, Pod, ResourceQuota};
+        if !info.namespaced {
+            return Ok(());
+        }
+        let name = meta_str(obj, "name").to_string();
+        let pod = if info.group.is_empty() && info.kind == "Pod" {
+            let mut pod: Pod = serde_json::from_value(obj.clone())
+                .map_err(|e| ApiError::internal(format!("pod: {e}")))?;
+            let ranges: Vec<LimitRange> = self
+                .local_list("limitranges", ns)
+                .into_iter()
+                .map(|(_, _, t)| t)
+                .collect();
+            let before = pod.spec.clone();
+            admission::apply_limit_ranges(&mut pod, &ranges).map_err(ApiError::forbidden)?;
+            if pod.spec != before {
+                *obj = serde_json::to_value(&pod).map_err(|e| ApiError::internal(e.to_string()))?;
+                set_type_meta(obj, &info.api_version(), info.kind);
+            }
+            Some(pod)
+        } else {
+            None
+        };
+        let delta: std::collections::BTreeMap<String, i64> = match &pod {
+            Some(p) => admission::usage_of_pod(p),
+            None => admission::count_names(&info.qualified())
+                .into_iter()
+                .map(|n| (n, 1))
+                .collect(),
+        };
+        for (rv, mut v, quota) in self.local_list::<ResourceQuota>("resourcequotas", ns) {
+            if let Some(p) = &pod {
+                if !admission::quota_covers_pod(&quota, p) {
+                    continue;
+                }
+                if let Some(msg) = admission::missing_compute(&quota, p) {
+                    return Err(ApiError::forbidden(format!(
+                        "pods \"{name}\" is forbidden: {msg}"
+                    )));
+                }
+            } else if !quota.spec.scopes.is_empty() || quota.spec.scope_selector.is_some() {
+                continue;
+            }
+            let what = format!("{} \"{}\"", info.qualified(), name);
+            match admission::charge(&quota, &delta, &what) {
+                Err(msg) => return Err(ApiError::forbidden(msg)),
+                Ok(None) => {}
+                Ok(Some(used)) => {
+                    v["status"]["used"] = serde_json::to_value(&used)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    let key = format!("resourcequotas/{ns}/{}", quota.metadata.name);
+                    ops.push(Op::update(
+                        key,
+                        serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?,
+                        rv,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Kind-specific admission that needs the store (cluster IPs, namespace finalizers).
     fn admit_create_extra(
         &self,
         info: &ResourceInfo,
-        _ns: &str,
+        ns: &str,
         obj: &mut Value,
         ops: &mut Vec<Op>,
     ) -> ApiResult<()> {
+        self.admit_quota_and_limits(info, ns, obj, ops)?;
         match (info.group, info.kind) {
             ("", "Namespace") => {
                 obj["spec"]["finalizers"] = json!(["kubernetes"]);
@@ -856,7 +962,7 @@ impl Api {
             if finalized(&object) {
                 ops.extend(self.release_ops(info, &current));
             }
-            match self.store.txn(ops).await {
+            match self.store.txn_fenced(ops, self.fence_term).await {
                 Ok(applied) => {
                     let v = applied
                         .objects
@@ -891,15 +997,15 @@ impl Api {
     /// Ops that free what an object held (a Service's cluster IP).
     fn release_ops(&self, info: &ResourceInfo, obj: &Value) -> Vec<Op> {
         let mut ops = Vec::new();
-        if info.group.is_empty() && info.kind == "Service" {
-            if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str)
-                && !ip.is_empty()
-                && ip != "None"
-            {
-                let key = format!("{IPALLOC_PREFIX}{ip}");
-                if self.read_stored(&key).is_some() {
-                    ops.push(Op::delete(key, None));
-                }
+        if info.group.is_empty()
+            && info.kind == "Service"
+            && let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str)
+            && !ip.is_empty()
+            && ip != "None"
+        {
+            let key = format!("{IPALLOC_PREFIX}{ip}");
+            if self.read_stored(&key).is_some() {
+                ops.push(Op::delete(key, None));
             }
         }
         ops
@@ -975,7 +1081,7 @@ impl Api {
                     Deleted::Gone(current)
                 });
             }
-            match self.store.txn(ops).await {
+            match self.store.txn_fenced(ops, self.fence_term).await {
                 Ok(applied) => {
                     let v = parse_json(
                         &applied
@@ -1046,14 +1152,15 @@ impl Api {
         Ok(out)
     }
 
-    /// `POST pods/{name}/binding`: assigns the pod to a node.
+    /// `POST pods/{name}/binding`: assigns the pod to a node and sets
+    /// PodScheduled=True in the same write, as Kubernetes' binding handler does.
     pub async fn bind(
         &self,
         ns: &str,
         name: &str,
         binding: &Value,
         opts: &WriteOptions,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<Value> {
         let pods = self.resource("", "v1", "pods")?;
         let node = binding
             .pointer("/target/name")
@@ -1070,54 +1177,54 @@ impl Api {
             .and_then(Value::as_str)
             .map(str::to_string);
         let info = pods.info();
-        self.write_loop(
-            pods,
-            ns,
-            name,
-            None,
-            opts,
-            |current| {
-                if let Some(uid) = &expect_uid
-                    && !uid.is_empty()
-                    && uid != meta_str(current, "uid")
-                {
-                    return Err(ApiError::conflict(info, name, "the pod was replaced"));
-                }
-                let bound = current
-                    .pointer("/spec/nodeName")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                if !bound.is_empty() {
-                    return Err(ApiError::conflict(
-                        info,
-                        name,
-                        &format!("pod {name} is already assigned to node \"{bound}\""),
-                    ));
-                }
-                if !meta_str(current, "deletionTimestamp").is_empty() {
-                    return Err(ApiError::conflict(info, name, "the pod is being deleted"));
-                }
-                let mut v = current.clone();
-                v["spec"]["nodeName"] = json!(node);
-                Ok(v)
-            },
-            UpdateScope::Main,
-        )
-        .await?;
-        // PodScheduled=True goes with the binding, as Kubernetes' binding handler does.
-        let cond = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "True",
-            "lastTransitionTime": Time::now(), "lastProbeTime": null}]}});
-        self.patch(
-            pods,
-            ns,
-            name,
-            PatchType::StrategicMerge,
-            &cond,
-            UpdateScope::Status,
-            opts,
-        )
-        .await?;
-        Ok(())
+        let (v, _) = self
+            .write_loop(
+                pods,
+                ns,
+                name,
+                None,
+                opts,
+                |current| {
+                    if let Some(uid) = &expect_uid
+                        && !uid.is_empty()
+                        && uid != meta_str(current, "uid")
+                    {
+                        return Err(ApiError::conflict(info, name, "the pod was replaced"));
+                    }
+                    let bound = current
+                        .pointer("/spec/nodeName")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    if !bound.is_empty() {
+                        return Err(ApiError::conflict(
+                            info,
+                            name,
+                            &format!("pod {name} is already assigned to node \"{bound}\""),
+                        ));
+                    }
+                    if !meta_str(current, "deletionTimestamp").is_empty() {
+                        return Err(ApiError::conflict(info, name, "the pod is being deleted"));
+                    }
+                    let mut v = current.clone();
+                    v["spec"]["nodeName"] = json!(node);
+                    let cond = json!({"type": "PodScheduled", "status": "True",
+                        "lastTransitionTime": Time::now(), "lastProbeTime": null});
+                    let conds = v["status"]["conditions"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    let mut conds: Vec<Value> = conds
+                        .into_iter()
+                        .filter(|c| c["type"] != "PodScheduled")
+                        .collect();
+                    conds.insert(0, cond);
+                    v["status"]["conditions"] = Value::Array(conds);
+                    Ok(v)
+                },
+                UpdateScope::All,
+            )
+            .await?;
+        Ok(v)
     }
 
     /// `PUT namespaces/{name}/finalize`: replaces spec.finalizers; a

@@ -8,6 +8,7 @@ mod print;
 mod push;
 mod resources;
 mod up;
+mod workloads;
 
 use std::path::PathBuf;
 
@@ -46,6 +47,19 @@ pub enum Command {
     Describe(resources::DescribeArgs),
     /// Upload a Wasm module or component to the module store.
     Push(push::PushArgs),
+    /// Push a module and create or update its Deployment; wait for the rollout.
+    Deploy(workloads::DeployArgs),
+    /// Set the number of replicas of a Deployment, ReplicaSet or ReplicationController.
+    Scale(workloads::ScaleArgs),
+    /// Manage the rollout of a Deployment.
+    #[command(subcommand)]
+    Rollout(workloads::RolloutCmd),
+    /// Mark a node unschedulable.
+    Cordon(workloads::NodeArgs),
+    /// Mark a node schedulable again.
+    Uncordon(workloads::NodeArgs),
+    /// Cordon a node and evict its pods.
+    Drain(workloads::DrainArgs),
     /// Run a node agent that joins a cluster.
     Agent(agent::AgentArgs),
     /// Print the logs of a pod's container.
@@ -82,6 +96,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Delete(a) => resources::delete(kc.as_deref(), a).await,
         Command::Describe(a) => resources::describe(kc.as_deref(), a).await,
         Command::Push(a) => push::run(kc.as_deref(), a).await,
+        Command::Deploy(a) => workloads::deploy(kc.as_deref(), a).await,
+        Command::Scale(a) => workloads::scale(kc.as_deref(), a).await,
+        Command::Rollout(c) => workloads::rollout(kc.as_deref(), c).await,
+        Command::Cordon(a) => workloads::cordon(kc.as_deref(), a, true).await,
+        Command::Uncordon(a) => workloads::cordon(kc.as_deref(), a, false).await,
+        Command::Drain(a) => workloads::drain(kc.as_deref(), a).await,
         Command::Agent(a) => agent::run(kc.as_deref(), a).await,
         Command::Logs(a) => logs::run(kc.as_deref(), a).await,
     }

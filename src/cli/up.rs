@@ -71,6 +71,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         listen: args.listen,
         extra_sans: args.tls_san,
         extra_kubeconfig: Some(home.join("kubeconfig")),
+        control: Default::default(),
     })
     .await
     .context("wasmk up")?;
@@ -114,7 +115,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         );
     }
     wait_for_signal().await?;
-    eprintln!("shutting down");
+    tracing::info!("shutting down");
     // Pods keep running; the next `wasmk up` re-adopts them.
     if let Some(a) = agent {
         a.stop().await;

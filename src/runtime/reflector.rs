@@ -229,3 +229,59 @@ impl Reflector {
         (store, handle)
     }
 }
+
+type Handler<T> = Box<dyn Fn(&Event<T>) + Send + Sync>;
+
+/// A reflector shared by several controllers: one cache, one watch, any
+/// number of event handlers (Kubernetes' shared informers). Keeping one
+/// cache per type instead of one per controller is what keeps the master's
+/// memory proportional to the cluster, not to the number of controllers.
+pub struct Informer<T> {
+    store: Store<T>,
+    handlers: Arc<RwLock<Vec<Handler<T>>>>,
+}
+
+impl<T> Clone for Informer<T> {
+    fn clone(&self) -> Self {
+        Informer {
+            store: self.store.clone(),
+            handlers: self.handlers.clone(),
+        }
+    }
+}
+
+impl<T: Resource + DeserializeOwned> Informer<T> {
+    /// Starts the shared reflector.
+    pub fn spawn(
+        reflector: Reflector,
+        api: Api,
+        shutdown: watch::Receiver<bool>,
+    ) -> (Informer<T>, tokio::task::JoinHandle<()>) {
+        let handlers: Arc<RwLock<Vec<Handler<T>>>> = Arc::new(RwLock::new(Vec::new()));
+        let hs = handlers.clone();
+        let (store, h) = reflector.spawn::<T, _>(
+            api,
+            move |e| {
+                for h in hs.read().iter() {
+                    h(&e);
+                }
+            },
+            shutdown,
+        );
+        (Informer { store, handlers }, h)
+    }
+
+    /// The shared cache.
+    pub fn store(&self) -> Store<T> {
+        self.store.clone()
+    }
+
+    /// Adds a handler; it first sees every object already cached.
+    pub fn add_handler(&self, h: impl Fn(&Event<T>) + Send + Sync + 'static) {
+        let mut hs = self.handlers.write();
+        for o in self.store.list() {
+            h(&Event::Applied { new: o, old: None });
+        }
+        hs.push(Box::new(h));
+    }
+}

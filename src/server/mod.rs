@@ -26,6 +26,8 @@ pub struct MasterConfig {
     pub extra_sans: Vec<String>,
     /// Where to write the admin kubeconfig besides `DATA_DIR/kubeconfig`.
     pub extra_kubeconfig: Option<PathBuf>,
+    /// Tunables of the leader's control loops.
+    pub control: crate::control::ControlConfig,
 }
 
 /// A running master.
@@ -130,6 +132,15 @@ impl Master {
             }));
         }
         bootstrap(&api).await.context("bootstrap objects")?;
+        {
+            let api = api.clone();
+            let rx = rx.clone();
+            tasks.push(tokio::spawn(crate::control::run_when_leader(
+                api,
+                cfg.control.clone(),
+                rx,
+            )));
+        }
         let ca_pem = pki.ca_cert_pem().to_string();
         let kubeconfig = cfg.data_dir.join("kubeconfig");
         crate::client::write_admin_kubeconfig(&kubeconfig, &url, ca_pem.as_bytes(), &admin_token)

@@ -89,54 +89,27 @@ impl Durable for MemDurable {
     }
     fn save_snapshot(&mut self, meta: &SnapshotMetadata, data: &[u8]) -> Result<(), StoreError> {
         self.sync()?;
-        self.synced.entries.retain(|e| e.index > meta.index);
+        let at_our_snapshot = self
+            .synced
+            .snapshot
+            .as_ref()
+            .is_some_and(|(m, _)| m.index == meta.index && m.term == meta.term);
+        let covers_our_log = at_our_snapshot
+            || self
+                .synced
+                .entries
+                .iter()
+                .any(|e| e.index == meta.index && e.term == meta.term);
+        if covers_our_log {
+            self.synced.entries.retain(|e| e.index > meta.index);
+        } else {
+            // A snapshot from the leader that our log does not match: what
+            // follows it in our log is from another history (as DiskDurable
+            // and raft-rs' MemStorage do, drop it all).
+            self.synced.entries.clear();
+        }
         self.synced.snapshot = Some((meta.clone(), data.to_vec()));
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ent(index: u64, term: u64) -> Entry {
-        Entry {
-            index,
-            term,
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn only_synced_state_survives_a_crash() {
-        let mut d = MemDurable::new();
-        d.append_entries(&[ent(1, 1), ent(2, 1)]).unwrap();
-        d.sync().unwrap();
-        d.append_entries(&[ent(3, 1)]).unwrap();
-        let mut after = d.crash();
-        let r = after.recover().unwrap();
-        assert_eq!(
-            r.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
-            [1, 2]
-        );
-    }
-
-    #[test]
-    fn conflicting_suffix_is_replaced() {
-        let mut d = MemDurable::new();
-        d.append_entries(&[ent(1, 1), ent(2, 1), ent(3, 1)])
-            .unwrap();
-        d.sync().unwrap();
-        d.append_entries(&[ent(2, 2)]).unwrap();
-        d.sync().unwrap();
-        let r = d.recover().unwrap();
-        assert_eq!(
-            r.entries
-                .iter()
-                .map(|e| (e.index, e.term))
-                .collect::<Vec<_>>(),
-            [(1, 1), (2, 2)]
-        );
     }
 }
 
@@ -226,5 +199,75 @@ impl Durable for DiskDurable {
             tracing::warn!(error = %e, "could not prune old snapshots");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ent(index: u64, term: u64) -> Entry {
+        Entry {
+            index,
+            term,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_synced_state_survives_a_crash() {
+        let mut d = MemDurable::new();
+        d.append_entries(&[ent(1, 1), ent(2, 1)]).unwrap();
+        d.sync().unwrap();
+        d.append_entries(&[ent(3, 1)]).unwrap();
+        let mut after = d.crash();
+        let r = after.recover().unwrap();
+        assert_eq!(
+            r.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+            [1, 2]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_log_after_it_only_if_it_matches() {
+        let snap = |index, term| SnapshotMetadata {
+            index,
+            term,
+            ..Default::default()
+        };
+        let mut d = MemDurable::new();
+        d.append_entries(&[ent(1, 1), ent(2, 1), ent(3, 1)])
+            .unwrap();
+        // Our own snapshot at 2 compacts the log up to it.
+        d.save_snapshot(&snap(2, 1), b"").unwrap();
+        let r = d.crash().recover().unwrap();
+        assert_eq!(r.entries.iter().map(|e| e.index).collect::<Vec<_>>(), [3]);
+        // Saving again at the same point keeps the log after it.
+        d.save_snapshot(&snap(2, 1), b"").unwrap();
+        assert_eq!(d.crash().recover().unwrap().entries.len(), 1);
+        // The leader's snapshot at 5 (term 2), which our log does not reach:
+        // the stale entry 3 of term 1 must not survive a restart.
+        d.save_snapshot(&snap(5, 2), b"").unwrap();
+        let r = d.crash().recover().unwrap();
+        assert!(r.entries.is_empty());
+        assert_eq!(r.snapshot.map(|(m, _)| m.index), Some(5));
+    }
+
+    #[test]
+    fn conflicting_suffix_is_replaced() {
+        let mut d = MemDurable::new();
+        d.append_entries(&[ent(1, 1), ent(2, 1), ent(3, 1)])
+            .unwrap();
+        d.sync().unwrap();
+        d.append_entries(&[ent(2, 2)]).unwrap();
+        d.sync().unwrap();
+        let r = d.recover().unwrap();
+        assert_eq!(
+            r.entries
+                .iter()
+                .map(|e| (e.index, e.term))
+                .collect::<Vec<_>>(),
+            [(1, 1), (2, 2)]
+        );
     }
 }

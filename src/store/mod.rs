@@ -5,7 +5,7 @@
 //!
 //! - `command`: the transactions in the log (prost)
 //! - `state`: the state machine (objects, history for watches)
-//! - `node`: the Raft driver thread
+//! - `node`: the Raft driver: a deterministic core and its thread
 //! - `storage`: the `raft::Storage` raft-rs reads
 //! - `durable`: what is persisted, behind a trait (disk or in-memory)
 //! - `wal`, `snapfile`: the write-ahead log and snapshot files on disk
@@ -29,17 +29,17 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use raft::eraftpb::{ConfChangeV2, ConfState, Message};
 use tokio::sync::{broadcast, oneshot, watch};
 
 pub use command::{Op, Txn};
 pub use durable::{Durable, MemDurable};
-pub use node::RaftOptions;
+pub use node::{NodeCore, RaftOptions};
 pub use state::{Applied, ApplyError, Event, EventType, HistoryLimits, StateMachine, Stored};
 pub use transport::{NoPeers, Transport};
 
-use node::{Driver, Input, Shared};
+use node::{Command, Driver, Shared};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -105,14 +105,14 @@ pub struct Store {
 }
 
 struct Inner {
-    tx: Mutex<mpsc::Sender<Input>>,
+    tx: Mutex<mpsc::Sender<Command>>,
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let _ = self.tx.lock().send(Input::Shutdown);
+        let _ = self.tx.lock().send(Command::Shutdown);
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
         }
@@ -126,15 +126,9 @@ impl Store {
         durable: Box<dyn Durable>,
         transport: Arc<dyn Transport>,
     ) -> Result<Store, StoreError> {
-        let (events, _) = broadcast::channel(4096);
-        let shared = Arc::new(Shared {
-            state: RwLock::new(StateMachine::new(opts.blob_dir.clone(), opts.history)),
-            events,
-            applied: watch::channel(0).0,
-            role: watch::channel(RoleInfo::default()).0,
-            failed: Mutex::new(None),
-        });
-        let driver = Driver::new(opts.raft, durable, transport, shared.clone())?;
+        let core = NodeCore::new(opts.raft, opts.history, opts.blob_dir, durable, transport)?;
+        let shared = core.shared();
+        let driver = Driver::new(core);
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("raft".into())
@@ -149,7 +143,7 @@ impl Store {
         })
     }
 
-    fn send(&self, input: Input) -> Result<(), StoreError> {
+    fn send(&self, input: Command) -> Result<(), StoreError> {
         if let Some(reason) = self.inner.shared.failed.lock().clone() {
             return Err(StoreError::Stopped(reason));
         }
@@ -184,7 +178,7 @@ impl Store {
     /// writers pass the term they were elected in).
     pub async fn txn_fenced(&self, ops: Vec<Op>, term: u64) -> Result<Applied, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Input::Propose {
+        self.send(Command::Propose {
             txn: Txn {
                 request_id: 0,
                 ops,
@@ -192,7 +186,7 @@ impl Store {
             },
             reply,
         })?;
-        Ok(self.wait(rx).await??)
+        self.wait(rx).await
     }
 
     /// Waits until this master has applied everything committed when the
@@ -200,7 +194,7 @@ impl Store {
     /// linearizable. Returns the read index.
     pub async fn barrier(&self) -> Result<u64, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Input::ReadIndex { reply })?;
+        self.send(Command::ReadIndex { reply })?;
         self.wait(rx).await
     }
 
@@ -235,24 +229,24 @@ impl Store {
 
     /// Delivers a Raft message from a peer.
     pub fn step(&self, msg: Message) -> Result<(), StoreError> {
-        self.send(Input::Step(Box::new(msg)))
+        self.send(Command::Step(Box::new(msg)))
     }
 
     /// Proposes a membership change and waits for it to apply.
     pub async fn change_membership(&self, cc: ConfChangeV2) -> Result<ConfState, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Input::ConfChange { cc, reply })?;
+        self.send(Command::ConfChange { cc, reply })?;
         self.wait(rx).await
     }
 
     pub fn transfer_leader(&self, to: u64) -> Result<(), StoreError> {
-        self.send(Input::TransferLeader { to })
+        self.send(Command::TransferLeader { to })
     }
 
     /// Forces a snapshot (and log compaction); returns its index.
     pub async fn snapshot_now(&self) -> Result<u64, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Input::Snapshot { reply })?;
+        self.send(Command::Snapshot { reply })?;
         self.wait(rx).await
     }
 
@@ -303,7 +297,7 @@ impl Store {
 
     /// Stops the driver and waits for it.
     pub fn shutdown(&self) {
-        let _ = self.inner.tx.lock().send(Input::Shutdown);
+        let _ = self.inner.tx.lock().send(Command::Shutdown);
         if let Some(t) = self.inner.thread.lock().take() {
             let _ = t.join();
         }

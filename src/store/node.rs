@@ -1,29 +1,40 @@
-//! The Raft driver: one OS thread owning the raft-rs `RawNode`, driven in the
-//! documented Ready order (send messages, apply snapshot, apply committed
-//! entries, persist entries and hard state with ONE sync, send persisted
-//! messages, advance, apply what the light ready committed).
+//! The Raft driver, in two layers:
 //!
-//! Inputs (proposals, linearizable read requests, peer messages) arrive on a
-//! channel and are drained in batches, so one Ready cycle — and one fsync —
-//! carries every proposal that arrived meanwhile.
+//! - [`NodeCore`]: a deterministic core owning the raft-rs `RawNode`. It does
+//!   no IO of its own (everything goes through [`Durable`] and
+//!   [`Transport`]), reads no clock (time is the count of [`NodeCore::tick`]
+//!   calls), and reports the end of every request as a [`Completion`]. The
+//!   simulation in `raft-tests/` drives it directly.
+//! - `Driver`: the thin threaded shell the production [`super::Store`] runs:
+//!   one OS thread that drains its input channel (so one Ready cycle — and
+//!   one fsync — carries every proposal that arrived meanwhile), ticks by the
+//!   wall clock, and hands completions back to the waiting callers.
+//!
+//! The Ready cycle follows the documented order: send messages, apply the
+//! snapshot, apply committed entries, persist entries and hard state with ONE
+//! sync, send persisted messages, advance, apply what the light ready
+//! committed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard};
 use prost::Message as _;
 use raft::eraftpb::{
-    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, Snapshot,
-    SnapshotMetadata,
+    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message, MessageType,
+    Snapshot, SnapshotMetadata,
 };
-use raft::{Config, RawNode, StateRole, Storage};
+use raft::{Config, ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::command::Txn;
 use super::durable::Durable;
-use super::state::{Event, SnapshotData, StateMachine, TxnOutcome};
+use super::state::{Applied, Event, HistoryLimits, SnapshotData, StateMachine};
 use super::storage::RaftStorage;
 use super::transport::Transport;
 use super::{RoleInfo, StoreError, WatchMsg};
@@ -46,7 +57,8 @@ pub struct RaftOptions {
     pub snapshot_every: u64,
     /// Entries kept in memory behind a snapshot for slow followers.
     pub keep_entries: u64,
-    /// How long a proposal or read may wait (e.g. for a leader) before it fails.
+    /// How long a proposal or read may wait (e.g. for a leader) before it
+    /// fails. The core counts it in ticks (rounded up).
     pub request_timeout: Duration,
 }
 
@@ -65,32 +77,72 @@ impl Default for RaftOptions {
     }
 }
 
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
-
-/// What the driver is asked to do.
-pub(crate) enum Input {
-    Propose {
-        txn: Txn,
-        reply: Reply<TxnOutcome>,
-    },
-    ReadIndex {
-        reply: Reply<u64>,
-    },
-    Step(Box<Message>),
-    ConfChange {
-        cc: ConfChangeV2,
-        reply: Reply<ConfState>,
-    },
-    TransferLeader {
-        to: u64,
-    },
-    Snapshot {
-        reply: Reply<u64>,
-    },
-    Shutdown,
+impl RaftOptions {
+    /// `request_timeout` in ticks (at least one).
+    pub fn request_timeout_ticks(&self) -> u64 {
+        let tick = self.tick.as_nanos().max(1);
+        let ticks = self.request_timeout.as_nanos().div_ceil(tick);
+        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+    }
 }
 
-/// What the driver publishes to the rest of the process.
+/// Names a request given to [`NodeCore::handle`]; chosen by the caller and
+/// echoed in the request's [`Completion`].
+pub type Ticket = u64;
+
+/// What the core is asked to do.
+#[derive(Debug)]
+pub enum Input {
+    /// Propose a transaction; completes when it is applied here (or fails).
+    Propose { ticket: Ticket, txn: Txn },
+    /// A linearizable read barrier (Raft ReadIndex); completes with the read
+    /// index once this master has applied up to it.
+    ReadIndex { ticket: Ticket },
+    /// A Raft message from a peer.
+    Step(Box<Message>),
+    /// Propose a membership change; completes when it is applied.
+    ConfChange { ticket: Ticket, cc: ConfChangeV2 },
+    /// Ask the leader to hand leadership to `to` (no completion).
+    TransferLeader { to: u64 },
+    /// Take a snapshot (and compact the log) now; completes with its index.
+    Snapshot { ticket: Ticket },
+}
+
+/// How a request ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A proposal: applied at `rv`, or `Err(StoreError::Apply(..))` when it
+    /// reached the log but a precondition failed; any other error (timeout,
+    /// stopped) leaves it undetermined: it may still be applied later.
+    Txn(Result<Applied, StoreError>),
+    /// A read barrier: the read index, applied here.
+    ReadIndex(Result<u64, StoreError>),
+    ConfChange(Result<ConfState, StoreError>),
+    Snapshot(Result<u64, StoreError>),
+}
+
+/// The end of one request.
+#[derive(Debug)]
+pub struct Completion {
+    pub ticket: Ticket,
+    pub outcome: Outcome,
+}
+
+/// What the state machine consumed, in order, recorded when
+/// [`NodeCore::record_applies`] is on (simulations check replicas with it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyRecord {
+    /// A log entry applied at `index`.
+    Entry {
+        index: u64,
+        term: u64,
+        data: Vec<u8>,
+    },
+    /// The state was replaced by the leader's snapshot at `index`.
+    Snapshot { index: u64, term: u64 },
+}
+
+/// What the core publishes to the rest of the process.
 pub(crate) struct Shared {
     pub state: RwLock<StateMachine>,
     pub events: broadcast::Sender<WatchMsg>,
@@ -100,42 +152,100 @@ pub(crate) struct Shared {
     pub failed: parking_lot::Mutex<Option<String>>,
 }
 
-struct PendingRead {
-    issued: Instant,
-    created: Instant,
-    replies: Vec<Reply<u64>>,
+impl Shared {
+    fn new(history: HistoryLimits, blob_dir: Option<PathBuf>) -> Shared {
+        Shared {
+            state: RwLock::new(StateMachine::new(blob_dir, history)),
+            events: broadcast::channel(4096).0,
+            applied: watch::channel(0).0,
+            role: watch::channel(RoleInfo::default()).0,
+            failed: parking_lot::Mutex::new(None),
+        }
+    }
 }
 
-pub(crate) struct Driver {
+/// A proposal made here, waiting for its entry to apply.
+#[derive(Debug)]
+struct PendingProposal {
+    ticket: Ticket,
+    created: u64,
+}
+
+/// A batch of read barriers sharing one ReadIndex request.
+#[derive(Debug)]
+struct PendingRead {
+    /// Tick of the last (re)issue to raft.
+    issued: u64,
+    created: u64,
+    tickets: Vec<Ticket>,
+}
+
+/// The deterministic Raft driver core (see the module docs).
+pub struct NodeCore {
     raw: RawNode<RaftStorage>,
     storage: RaftStorage,
     durable: Box<dyn Durable>,
     transport: Arc<dyn Transport>,
     shared: Arc<Shared>,
     opts: RaftOptions,
+    /// Ticks since the core started: the only clock it reads.
+    now: u64,
+    timeout_ticks: u64,
+    /// Counters behind request ids and ReadIndex contexts. They start at a
+    /// random point so that a restarted master never reuses an id of its
+    /// previous run that may still be in the log or in flight: a reused id
+    /// would hand an old entry's result (or read index) to a new request.
     next_request: u64,
-    /// Proposals made here, by request id, waiting for their entry to apply.
-    proposals: HashMap<u64, (Instant, Reply<TxnOutcome>)>,
+    /// Proposals made here, by request id (ordered: expiry is deterministic).
+    proposals: BTreeMap<u64, PendingProposal>,
     /// Proposals that raft dropped (no leader yet), retried until timeout.
-    deferred: Vec<(Instant, Txn, Reply<TxnOutcome>)>,
-    conf_changes: Vec<(Instant, Reply<ConfState>)>,
-    read_batch: Vec<Reply<u64>>,
+    deferred: Vec<(u64, Ticket, Txn)>,
+    conf_changes: Vec<(u64, Ticket)>,
+    /// Read barriers that arrived since the last Ready cycle.
+    read_batch: Vec<Ticket>,
     next_read: u64,
-    reads_in_flight: HashMap<u64, PendingRead>,
-    /// Reads whose index is known, waiting for apply to reach it.
-    reads_waiting: Vec<(u64, Vec<Reply<u64>>)>,
+    reads_in_flight: BTreeMap<u64, PendingRead>,
+    /// Reads whose index is known, waiting for apply to reach it:
+    /// (index, created, tickets).
+    reads_waiting: Vec<(u64, u64, Vec<Ticket>)>,
     last_snapshot: u64,
-    snapshot_waiters: Vec<Reply<u64>>,
+    snapshot_waiters: Vec<Ticket>,
+    /// When this leader last sent a snapshot to each follower. raft-rs
+    /// stops replicating to a follower until its snapshot is reported, and
+    /// the transport cannot tell us it was lost; see [`NodeCore::tick`].
+    snapshots_sent: BTreeMap<u64, u64>,
+    completions: Vec<Completion>,
+    /// Replaces raft-rs' thread-local randomness for election timeouts when
+    /// a run must be reproducible.
+    election_rng: Option<StdRng>,
+    apply_log: Option<Vec<ApplyRecord>>,
 }
 
-impl Driver {
-    /// Rebuilds raft state from what `durable` recovered and creates the node.
-    pub(crate) fn new(
+impl NodeCore {
+    /// Rebuilds raft state from what `durable` recovered and creates the
+    /// node, with an empty state machine keeping `history` and blob chunks
+    /// under `blob_dir`.
+    pub fn new(
+        opts: RaftOptions,
+        history: HistoryLimits,
+        blob_dir: Option<PathBuf>,
+        durable: Box<dyn Durable>,
+        transport: Arc<dyn Transport>,
+    ) -> Result<NodeCore, StoreError> {
+        NodeCore::with_shared(
+            opts,
+            durable,
+            transport,
+            Arc::new(Shared::new(history, blob_dir)),
+        )
+    }
+
+    fn with_shared(
         opts: RaftOptions,
         mut durable: Box<dyn Durable>,
         transport: Arc<dyn Transport>,
         shared: Arc<Shared>,
-    ) -> Result<Driver, StoreError> {
+    ) -> Result<NodeCore, StoreError> {
         let recovered = durable.recover()?;
         let mem = raft::storage::MemStorage::new();
         let storage = RaftStorage::new(mem.clone());
@@ -214,8 +324,34 @@ impl Driver {
         };
         cfg.validate().map_err(StoreError::Raft)?;
         let logger = slog::Logger::root(super::log::TracingDrain, slog::o!("raft_id" => opts.id));
-        let mut raw = RawNode::new(&cfg, storage.clone(), &logger).map_err(StoreError::Raft)?;
-        let single = raw
+        let raw = RawNode::new(&cfg, storage.clone(), &logger).map_err(StoreError::Raft)?;
+        let _ = shared.applied.send(applied);
+        let mut core = NodeCore {
+            raw,
+            storage,
+            durable,
+            transport,
+            shared,
+            timeout_ticks: opts.request_timeout_ticks(),
+            now: 0,
+            next_request: rand::random(),
+            proposals: BTreeMap::new(),
+            deferred: Vec::new(),
+            conf_changes: Vec::new(),
+            read_batch: Vec::new(),
+            next_read: rand::random(),
+            reads_in_flight: BTreeMap::new(),
+            reads_waiting: Vec::new(),
+            last_snapshot: applied,
+            snapshot_waiters: Vec::new(),
+            snapshots_sent: BTreeMap::new(),
+            completions: Vec::new(),
+            election_rng: None,
+            apply_log: None,
+            opts,
+        };
+        let single = core
+            .raw
             .raft
             .prs()
             .conf()
@@ -223,135 +359,165 @@ impl Driver {
             .ids()
             .iter()
             .collect::<Vec<_>>()
-            == vec![opts.id];
+            == vec![core.opts.id];
         if single {
             // A one-voter group need not wait an election timeout.
-            raw.campaign().map_err(StoreError::Raft)?;
+            core.raw.campaign().map_err(StoreError::Raft)?;
         }
-        let _ = shared.applied.send(applied);
-        Ok(Driver {
-            raw,
-            storage,
-            durable,
-            transport,
-            shared,
-            next_request: 1,
-            proposals: HashMap::new(),
-            deferred: Vec::new(),
-            conf_changes: Vec::new(),
-            read_batch: Vec::new(),
-            next_read: 1,
-            reads_in_flight: HashMap::new(),
-            reads_waiting: Vec::new(),
-            last_snapshot: applied,
-            snapshot_waiters: Vec::new(),
-            opts,
-        })
+        Ok(core)
     }
 
-    /// Runs until shutdown or a fatal storage error.
-    pub(crate) fn run(mut self, rx: Receiver<Input>) {
-        let mut next_tick = Instant::now() + self.opts.tick;
-        let result = (|| -> Result<(), StoreError> {
-            loop {
-                let wait = next_tick.saturating_duration_since(Instant::now());
-                match rx.recv_timeout(wait) {
-                    Ok(input) => {
-                        if !self.handle(input) {
-                            return Ok(());
-                        }
-                        // Drain what else is queued into the same cycle.
-                        for _ in 0..4096 {
-                            match rx.try_recv() {
-                                Ok(input) => {
-                                    if !self.handle(input) {
-                                        return Ok(());
-                                    }
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
-                }
-                let now = Instant::now();
-                if now >= next_tick {
-                    self.raw.tick();
-                    next_tick = now + self.opts.tick;
-                    self.on_tick(now);
-                }
-                self.flush_reads();
-                self.on_ready()?;
-            }
-        })();
-        let reason = match result {
-            Ok(()) => "store stopped".to_string(),
-            Err(e) => {
-                tracing::error!(error = %e, "raft driver stopped on a fatal error");
-                format!("store failed: {e}")
-            }
+    /// Makes the core reproducible: election timeouts come from a generator
+    /// seeded with `seed` instead of raft-rs' thread-local randomness.
+    pub fn seed(&mut self, seed: u64) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        self.next_request = rng.random();
+        self.next_read = rng.random();
+        self.election_rng = Some(rng);
+        self.rerandomize_election_timeout(true);
+    }
+
+    /// `(raft id << 48) | counter`: unique across masters, and across runs
+    /// of one master while the counter's random start keeps them apart.
+    fn unique_id(&self, counter: u64) -> u64 {
+        (self.opts.id << 48) | (counter & ((1 << 48) - 1))
+    }
+
+    /// Starts recording what the state machine consumes (see
+    /// [`NodeCore::take_apply_records`]).
+    pub fn record_applies(&mut self) {
+        self.apply_log.get_or_insert_with(Vec::new);
+    }
+
+    /// What was applied since the last call (empty unless recording).
+    pub fn take_apply_records(&mut self) -> Vec<ApplyRecord> {
+        self.apply_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Requests that ended since the last call, in the order they ended.
+    pub fn take_completions(&mut self) -> Vec<Completion> {
+        std::mem::take(&mut self.completions)
+    }
+
+    /// Ticks since the core started.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// This master's Raft id.
+    pub fn id(&self) -> u64 {
+        self.opts.id
+    }
+
+    /// This master's view of leadership.
+    pub fn role(&self) -> RoleInfo {
+        let ss = &self.raw.raft;
+        RoleInfo {
+            id: self.opts.id,
+            leader: ss.leader_id,
+            term: ss.term,
+            is_leader: ss.state == StateRole::Leader,
+        }
+    }
+
+    /// The raft-rs node, for inspection (log, progress, commit index).
+    pub fn raw_node(&self) -> &RawNode<RaftStorage> {
+        &self.raw
+    }
+
+    /// The state machine.
+    pub fn state(&self) -> RwLockReadGuard<'_, StateMachine> {
+        self.shared.state.read()
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// raft-rs redraws the randomized election timeout from `thread_rng`
+    /// whenever it resets the election clock; with a seed we overwrite it.
+    /// Every such reset leaves `election_elapsed` at zero, so redrawing
+    /// whenever it is zero is deterministic.
+    fn rerandomize_election_timeout(&mut self, force: bool) {
+        let Some(rng) = self.election_rng.as_mut() else {
+            return;
         };
-        *self.shared.failed.lock() = Some(reason.clone());
-        self.fail_all(&reason);
+        if force || self.raw.raft.election_elapsed == 0 {
+            let lo = self.opts.election_tick;
+            let t = rng.random_range(lo..2 * lo);
+            self.raw.raft.set_randomized_election_timeout(t);
+        }
     }
 
-    fn fail_all(&mut self, reason: &str) {
+    /// Ends every pending request with `Stopped(reason)`.
+    pub fn fail_all(&mut self, reason: &str) {
         let err = || StoreError::Stopped(reason.to_string());
-        for (_, (_, r)) in self.proposals.drain() {
-            let _ = r.send(Err(err()));
+        let mut done = Vec::new();
+        for (_, p) in std::mem::take(&mut self.proposals) {
+            done.push((p.ticket, Outcome::Txn(Err(err()))));
         }
-        for (_, _, r) in self.deferred.drain(..) {
-            let _ = r.send(Err(err()));
+        for (_, ticket, _) in self.deferred.drain(..) {
+            done.push((ticket, Outcome::Txn(Err(err()))));
         }
-        for (_, r) in self.conf_changes.drain(..) {
-            let _ = r.send(Err(err()));
+        for (_, ticket) in self.conf_changes.drain(..) {
+            done.push((ticket, Outcome::ConfChange(Err(err()))));
         }
-        for r in self.read_batch.drain(..) {
-            let _ = r.send(Err(err()));
+        for ticket in self.read_batch.drain(..) {
+            done.push((ticket, Outcome::ReadIndex(Err(err()))));
         }
-        for (_, p) in self.reads_in_flight.drain() {
-            for r in p.replies {
-                let _ = r.send(Err(err()));
+        for (_, p) in std::mem::take(&mut self.reads_in_flight) {
+            for ticket in p.tickets {
+                done.push((ticket, Outcome::ReadIndex(Err(err()))));
             }
         }
-        for (_, rs) in self.reads_waiting.drain(..) {
-            for r in rs {
-                let _ = r.send(Err(err()));
+        for (_, _, tickets) in self.reads_waiting.drain(..) {
+            for ticket in tickets {
+                done.push((ticket, Outcome::ReadIndex(Err(err()))));
             }
         }
-        for r in self.snapshot_waiters.drain(..) {
-            let _ = r.send(Err(err()));
+        for ticket in self.snapshot_waiters.drain(..) {
+            done.push((ticket, Outcome::Snapshot(Err(err()))));
+        }
+        for (ticket, outcome) in done {
+            self.complete(ticket, outcome);
         }
     }
 
-    /// Handles one input; false means shut down.
-    fn handle(&mut self, input: Input) -> bool {
+    fn complete(&mut self, ticket: Ticket, outcome: Outcome) {
+        self.completions.push(Completion { ticket, outcome });
+    }
+
+    /// Handles one input. Nothing is sent or persisted until
+    /// [`NodeCore::process_ready`].
+    pub fn handle(&mut self, input: Input) {
         match input {
-            Input::Propose { mut txn, reply } => {
-                txn.request_id = (self.opts.id << 48) | (self.next_request & ((1 << 48) - 1));
-                self.next_request += 1;
-                self.propose(Instant::now(), txn, reply);
+            Input::Propose { ticket, mut txn } => {
+                txn.request_id = self.unique_id(self.next_request);
+                self.next_request = self.next_request.wrapping_add(1);
+                self.propose(self.now, ticket, txn);
             }
-            Input::ReadIndex { reply } => self.read_batch.push(reply),
+            Input::ReadIndex { ticket } => self.read_batch.push(ticket),
             Input::Step(m) => {
                 if let Err(e) = self.raw.step(*m) {
                     tracing::debug!(error = %e, "dropped raft message");
                 }
             }
-            Input::ConfChange { cc, reply } => match self.raw.propose_conf_change(Vec::new(), cc) {
-                Ok(()) => self.conf_changes.push((Instant::now(), reply)),
-                Err(e) => {
-                    let _ = reply.send(Err(self.not_leader_or(e)));
+            Input::ConfChange { ticket, cc } => {
+                match self.raw.propose_conf_change(Vec::new(), cc) {
+                    Ok(()) => self.conf_changes.push((self.now, ticket)),
+                    Err(e) => {
+                        let e = self.not_leader_or(e);
+                        self.complete(ticket, Outcome::ConfChange(Err(e)));
+                    }
                 }
-            },
-            Input::TransferLeader { to } => self.raw.transfer_leader(to),
-            Input::Snapshot { reply } => {
-                self.snapshot_waiters.push(reply);
             }
-            Input::Shutdown => return false,
+            Input::TransferLeader { to } => self.raw.transfer_leader(to),
+            Input::Snapshot { ticket } => self.snapshot_waiters.push(ticket),
         }
-        true
+        self.rerandomize_election_timeout(false);
     }
 
     fn not_leader_or(&self, e: raft::Error) -> StoreError {
@@ -363,100 +529,174 @@ impl Driver {
         }
     }
 
-    fn propose(&mut self, created: Instant, txn: Txn, reply: Reply<TxnOutcome>) {
+    fn propose(&mut self, created: u64, ticket: Ticket, txn: Txn) {
         let data = txn.encode();
         match self.raw.propose(Vec::new(), data) {
             Ok(()) => {
-                self.proposals.insert(txn.request_id, (created, reply));
+                self.proposals
+                    .insert(txn.request_id, PendingProposal { ticket, created });
             }
-            Err(raft::Error::ProposalDropped) => self.deferred.push((created, txn, reply)),
-            Err(e) => {
-                let _ = reply.send(Err(StoreError::Raft(e)));
-            }
+            Err(raft::Error::ProposalDropped) => self.deferred.push((created, ticket, txn)),
+            Err(e) => self.complete(ticket, Outcome::Txn(Err(StoreError::Raft(e)))),
         }
     }
 
-    fn on_tick(&mut self, now: Instant) {
-        let timeout = self.opts.request_timeout;
+    fn expired(&self, created: u64) -> bool {
+        self.now.saturating_sub(created) >= self.timeout_ticks
+    }
+
+    /// One Raft tick (the caller decides when), plus the request timeouts
+    /// counted in ticks.
+    pub fn tick(&mut self) {
+        self.now += 1;
+        self.raw.tick();
+        self.rerandomize_election_timeout(false);
         // Retry proposals dropped for lack of a leader.
-        for (created, txn, reply) in std::mem::take(&mut self.deferred) {
-            if now.duration_since(created) >= timeout {
-                let _ = reply.send(Err(StoreError::Timeout {
-                    what: "write waiting for a Raft leader".into(),
-                }));
+        for (created, ticket, txn) in std::mem::take(&mut self.deferred) {
+            if self.expired(created) {
+                self.complete(
+                    ticket,
+                    Outcome::Txn(Err(StoreError::Timeout {
+                        what: "write waiting for a Raft leader".into(),
+                    })),
+                );
             } else if self.raw.raft.leader_id != raft::INVALID_ID {
-                self.propose(created, txn, reply);
+                self.propose(created, ticket, txn);
             } else {
-                self.deferred.push((created, txn, reply));
+                self.deferred.push((created, ticket, txn));
             }
         }
         let expired: Vec<u64> = self
             .proposals
             .iter()
-            .filter(|(_, (c, _))| now.duration_since(*c) >= timeout)
+            .filter(|(_, p)| self.expired(p.created))
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            if let Some((_, r)) = self.proposals.remove(&id) {
-                let _ = r.send(Err(StoreError::Timeout {
-                    what: "write waiting to be committed".into(),
-                }));
+            if let Some(p) = self.proposals.remove(&id) {
+                self.complete(
+                    p.ticket,
+                    Outcome::Txn(Err(StoreError::Timeout {
+                        what: "write waiting to be committed".into(),
+                    })),
+                );
             }
         }
-        self.conf_changes
-            .retain(|(c, _)| now.duration_since(*c) < timeout);
+        let (conf_expired, conf_live): (Vec<_>, Vec<_>) = std::mem::take(&mut self.conf_changes)
+            .into_iter()
+            .partition(|(c, _)| self.expired(*c));
+        self.conf_changes = conf_live;
+        for (_, ticket) in conf_expired {
+            self.complete(
+                ticket,
+                Outcome::ConfChange(Err(StoreError::Timeout {
+                    what: "membership change waiting to be committed".into(),
+                })),
+            );
+        }
         // Re-issue reads raft dropped (e.g. a new leader that has not yet
         // committed in its term); fail those past the deadline.
         let mut reissue = Vec::new();
         let mut dead = Vec::new();
         for (id, p) in self.reads_in_flight.iter_mut() {
-            if now.duration_since(p.created) >= timeout {
+            if self.now.saturating_sub(p.created) >= self.timeout_ticks {
                 dead.push(*id);
-            } else if now.duration_since(p.issued) >= self.opts.tick * 2 {
-                p.issued = now;
+            } else if self.now.saturating_sub(p.issued) >= 2 {
+                p.issued = self.now;
                 reissue.push(*id);
             }
         }
         for id in dead {
             if let Some(p) = self.reads_in_flight.remove(&id) {
-                for r in p.replies {
-                    let _ = r.send(Err(StoreError::Timeout {
-                        what: "linearizable read waiting for the Raft leader".into(),
-                    }));
+                for ticket in p.tickets {
+                    self.complete(
+                        ticket,
+                        Outcome::ReadIndex(Err(StoreError::Timeout {
+                            what: "linearizable read waiting for the Raft leader".into(),
+                        })),
+                    );
                 }
             }
         }
         for id in reissue {
             self.raw.read_index(id.to_le_bytes().to_vec());
         }
+        let (late, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_waiting)
+            .into_iter()
+            .partition(|(_, created, _)| self.expired(*created));
+        self.reads_waiting = waiting;
+        for (index, _, tickets) in late {
+            for ticket in tickets {
+                self.complete(
+                    ticket,
+                    Outcome::ReadIndex(Err(StoreError::Timeout {
+                        what: format!("linearizable read waiting to apply index {index}"),
+                    })),
+                );
+            }
+        }
+        self.retry_lost_snapshots();
+    }
+
+    /// A follower in raft-rs' Snapshot state gets nothing more until the
+    /// snapshot is reported; if the message was lost, it would wait forever.
+    /// So a snapshot not taken within the request timeout is reported as
+    /// failed, which makes the leader probe the follower and send again.
+    fn retry_lost_snapshots(&mut self) {
+        if self.raw.raft.state != StateRole::Leader {
+            self.snapshots_sent.clear();
+            return;
+        }
+        let mut failed = Vec::new();
+        let prs = self.raw.raft.prs();
+        self.snapshots_sent.retain(|&to, &mut sent| {
+            let pending = prs
+                .get(to)
+                .is_some_and(|pr| pr.state == ProgressState::Snapshot);
+            if pending && self.now.saturating_sub(sent) >= self.timeout_ticks {
+                failed.push(to);
+                return false;
+            }
+            pending
+        });
+        for to in failed {
+            tracing::info!(
+                follower = to,
+                "snapshot not taken in time, sending it again"
+            );
+            self.raw.report_snapshot(to, SnapshotStatus::Failure);
+        }
+    }
+
+    /// Hands messages to the transport, noting snapshots sent.
+    fn send(&mut self, msgs: Vec<Message>) {
+        for m in &msgs {
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                self.snapshots_sent.insert(m.to, self.now);
+            }
+        }
+        self.transport.send(msgs);
     }
 
     fn flush_reads(&mut self) {
         if self.read_batch.is_empty() {
             return;
         }
-        let id = self.next_read;
-        self.next_read += 1;
-        let now = Instant::now();
+        let id = self.unique_id(self.next_read);
+        self.next_read = self.next_read.wrapping_add(1);
         self.reads_in_flight.insert(
             id,
             PendingRead {
-                issued: now,
-                created: now,
-                replies: std::mem::take(&mut self.read_batch),
+                issued: self.now,
+                created: self.now,
+                tickets: std::mem::take(&mut self.read_batch),
             },
         );
         self.raw.read_index(id.to_le_bytes().to_vec());
     }
 
     fn publish_role(&self) {
-        let ss = &self.raw.raft;
-        let info = RoleInfo {
-            id: self.opts.id,
-            leader: ss.leader_id,
-            term: ss.term,
-            is_leader: ss.state == StateRole::Leader,
-        };
+        let info = self.role();
         self.shared.role.send_if_modified(|cur| {
             if *cur != info {
                 *cur = info;
@@ -467,7 +707,11 @@ impl Driver {
         });
     }
 
-    fn on_ready(&mut self) -> Result<(), StoreError> {
+    /// One Ready cycle: issues the batched read barriers, sends, applies and
+    /// persists (with one sync), then takes a snapshot if one is due. An
+    /// error is fatal: the core must not be used afterwards.
+    pub fn process_ready(&mut self) -> Result<(), StoreError> {
+        self.flush_reads();
         if !self.raw.has_ready() {
             self.maybe_snapshot()?;
             return Ok(());
@@ -477,7 +721,7 @@ impl Driver {
             self.publish_role();
         }
         if !rd.messages().is_empty() {
-            self.transport.send(rd.take_messages());
+            self.send(rd.take_messages());
         }
         if !rd.snapshot().is_empty() {
             self.install_snapshot(rd.snapshot().clone())?;
@@ -502,7 +746,7 @@ impl Driver {
             self.durable.sync()?;
         }
         if !rd.persisted_messages().is_empty() {
-            self.transport.send(rd.take_persisted_messages());
+            self.send(rd.take_persisted_messages());
         }
         for rs in rd.take_read_states() {
             let mut id = [0u8; 8];
@@ -510,7 +754,7 @@ impl Driver {
                 id.copy_from_slice(&rs.request_ctx);
             }
             if let Some(p) = self.reads_in_flight.remove(&u64::from_le_bytes(id)) {
-                self.reads_waiting.push((rs.index, p.replies));
+                self.reads_waiting.push((rs.index, p.created, p.tickets));
             }
         }
         let mut light = self.raw.advance(rd);
@@ -518,7 +762,7 @@ impl Driver {
             self.storage.mem.wl().mut_hard_state().set_commit(commit);
         }
         if !light.messages().is_empty() {
-            self.transport.send(light.take_messages());
+            self.send(light.take_messages());
         }
         self.apply_committed(light.take_committed_entries())?;
         self.raw.advance_apply();
@@ -530,13 +774,13 @@ impl Driver {
     fn resolve_reads(&mut self) {
         let applied = self.shared.state.read().applied();
         let mut still = Vec::new();
-        for (index, replies) in self.reads_waiting.drain(..) {
+        for (index, created, tickets) in std::mem::take(&mut self.reads_waiting) {
             if index <= applied {
-                for r in replies {
-                    let _ = r.send(Ok(index));
+                for ticket in tickets {
+                    self.complete(ticket, Outcome::ReadIndex(Ok(index)));
                 }
             } else {
-                still.push((index, replies));
+                still.push((index, created, tickets));
             }
         }
         self.reads_waiting = still;
@@ -547,19 +791,34 @@ impl Driver {
             return Ok(());
         }
         let mut events: Vec<Event> = Vec::new();
-        let mut replies: Vec<(Reply<TxnOutcome>, TxnOutcome)> = Vec::new();
+        let mut done: Vec<(Ticket, Outcome)> = Vec::new();
         let mut last = 0;
         {
             let mut sm = self.shared.state.write();
             for e in entries {
                 last = e.index;
+                if let Some(log) = self.apply_log.as_mut() {
+                    log.push(ApplyRecord::Entry {
+                        index: e.index,
+                        term: e.term,
+                        data: e.data.clone(),
+                    });
+                }
                 match e.get_entry_type() {
                     EntryType::EntryNormal if e.data.is_empty() => sm.apply_empty(e.index),
                     EntryType::EntryNormal => match Txn::decode_bytes(&e.data) {
                         Ok(txn) => {
-                            let outcome = sm.apply_txn(e.index, e.term, &txn, &mut events);
-                            if let Some((_, reply)) = self.proposals.remove(&txn.request_id) {
-                                replies.push((reply, outcome));
+                            // A duplicate (the proposal was delivered twice)
+                            // is skipped; whoever waits got the first copy's
+                            // answer, or times out if a snapshot covered it.
+                            if let Some(outcome) =
+                                sm.apply_txn_once(e.index, e.term, &txn, &mut events)
+                                && let Some(p) = self.proposals.remove(&txn.request_id)
+                            {
+                                done.push((
+                                    p.ticket,
+                                    Outcome::Txn(outcome.map_err(StoreError::Apply)),
+                                ));
                             }
                         }
                         Err(err) => {
@@ -579,14 +838,17 @@ impl Driver {
                             Ok(cc) => match self.raw.apply_conf_change(&cc) {
                                 Ok(cs) => {
                                     self.storage.set_conf_state(cs.clone());
-                                    if let Some((_, r)) = self.conf_changes.pop() {
-                                        let _ = r.send(Ok(cs));
+                                    if let Some((_, ticket)) = self.conf_changes.pop() {
+                                        done.push((ticket, Outcome::ConfChange(Ok(cs))));
                                     }
                                 }
                                 Err(err) => {
                                     tracing::warn!(index = e.index, error = %err, "configuration change refused");
-                                    if let Some((_, r)) = self.conf_changes.pop() {
-                                        let _ = r.send(Err(StoreError::Raft(err)));
+                                    if let Some((_, ticket)) = self.conf_changes.pop() {
+                                        done.push((
+                                            ticket,
+                                            Outcome::ConfChange(Err(StoreError::Raft(err))),
+                                        ));
                                     }
                                 }
                             },
@@ -604,8 +866,8 @@ impl Driver {
             }
         }
         let _ = self.shared.applied.send(last);
-        for (reply, outcome) in replies {
-            let _ = reply.send(Ok(outcome));
+        for (ticket, outcome) in done {
+            self.complete(ticket, outcome);
         }
         Ok(())
     }
@@ -620,6 +882,12 @@ impl Driver {
             let mut sm = self.shared.state.write();
             sm.restore(data, meta.index).map_err(StoreError::Apply)?;
             let _ = self.shared.events.send(WatchMsg::Reset);
+        }
+        if let Some(log) = self.apply_log.as_mut() {
+            log.push(ApplyRecord::Snapshot {
+                index: meta.index,
+                term: meta.term,
+            });
         }
         self.storage
             .mem
@@ -665,9 +933,477 @@ impl Driver {
         }
         self.last_snapshot = applied;
         tracing::debug!(index = applied, term, "saved snapshot");
-        for r in self.snapshot_waiters.drain(..) {
-            let _ = r.send(Ok(applied));
+        for ticket in std::mem::take(&mut self.snapshot_waiters) {
+            self.complete(ticket, Outcome::Snapshot(Ok(applied)));
         }
         Ok(())
+    }
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// What the threaded shell is asked to do (the [`Input`]s, with the channel
+/// to answer on).
+pub(crate) enum Command {
+    Propose {
+        txn: Txn,
+        reply: Reply<Applied>,
+    },
+    ReadIndex {
+        reply: Reply<u64>,
+    },
+    Step(Box<Message>),
+    ConfChange {
+        cc: ConfChangeV2,
+        reply: Reply<ConfState>,
+    },
+    TransferLeader {
+        to: u64,
+    },
+    Snapshot {
+        reply: Reply<u64>,
+    },
+    Shutdown,
+}
+
+/// A caller waiting for a request's completion.
+enum Waiter {
+    Txn(Reply<Applied>),
+    Read(Reply<u64>),
+    ConfChange(Reply<ConfState>),
+    Snapshot(Reply<u64>),
+}
+
+/// The threaded shell around [`NodeCore`]: one OS thread, the wall clock,
+/// and oneshot channels to the callers.
+pub(crate) struct Driver {
+    core: NodeCore,
+    waiters: HashMap<Ticket, Waiter>,
+    next_ticket: Ticket,
+}
+
+impl Driver {
+    pub(crate) fn new(core: NodeCore) -> Driver {
+        Driver {
+            core,
+            waiters: HashMap::new(),
+            next_ticket: 1,
+        }
+    }
+
+    /// Runs until shutdown or a fatal storage error.
+    pub(crate) fn run(mut self, rx: Receiver<Command>) {
+        let shared = self.core.shared();
+        let tick = self.core.opts.tick;
+        let mut next_tick = Instant::now() + tick;
+        let result = (|| -> Result<(), StoreError> {
+            loop {
+                let wait = next_tick.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(cmd) => {
+                        if !self.handle(cmd) {
+                            return Ok(());
+                        }
+                        // Drain what else is queued into the same cycle.
+                        for _ in 0..4096 {
+                            match rx.try_recv() {
+                                Ok(cmd) => {
+                                    if !self.handle(cmd) {
+                                        return Ok(());
+                                    }
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                }
+                let now = Instant::now();
+                if now >= next_tick {
+                    self.core.tick();
+                    next_tick = now + tick;
+                }
+                let r = self.core.process_ready();
+                self.dispatch();
+                r?;
+            }
+        })();
+        let reason = match result {
+            Ok(()) => "store stopped".to_string(),
+            Err(e) => {
+                tracing::error!(error = %e, "raft driver stopped on a fatal error");
+                format!("store failed: {e}")
+            }
+        };
+        *shared.failed.lock() = Some(reason.clone());
+        self.core.fail_all(&reason);
+        self.dispatch();
+        // Callers whose request the core never saw learn it from the drop.
+        self.waiters.clear();
+    }
+
+    /// Handles one command; false means shut down.
+    fn handle(&mut self, cmd: Command) -> bool {
+        let ticket = self.next_ticket;
+        let input = match cmd {
+            Command::Propose { txn, reply } => {
+                self.waiters.insert(ticket, Waiter::Txn(reply));
+                Input::Propose { ticket, txn }
+            }
+            Command::ReadIndex { reply } => {
+                self.waiters.insert(ticket, Waiter::Read(reply));
+                Input::ReadIndex { ticket }
+            }
+            Command::ConfChange { cc, reply } => {
+                self.waiters.insert(ticket, Waiter::ConfChange(reply));
+                Input::ConfChange { ticket, cc }
+            }
+            Command::Snapshot { reply } => {
+                self.waiters.insert(ticket, Waiter::Snapshot(reply));
+                Input::Snapshot { ticket }
+            }
+            Command::Step(m) => Input::Step(m),
+            Command::TransferLeader { to } => Input::TransferLeader { to },
+            Command::Shutdown => return false,
+        };
+        self.next_ticket += 1;
+        self.core.handle(input);
+        true
+    }
+
+    /// Hands completions to their callers. A caller that went away is fine.
+    fn dispatch(&mut self) {
+        for c in self.core.take_completions() {
+            let Some(w) = self.waiters.remove(&c.ticket) else {
+                continue;
+            };
+            let _ = match (w, c.outcome) {
+                (Waiter::Txn(r), Outcome::Txn(o)) => r.send(o).is_ok(),
+                (Waiter::Read(r), Outcome::ReadIndex(o)) => r.send(o).is_ok(),
+                (Waiter::ConfChange(r), Outcome::ConfChange(o)) => r.send(o).is_ok(),
+                (Waiter::Snapshot(r), Outcome::Snapshot(o)) => r.send(o).is_ok(),
+                // Cannot happen (the ticket's kind is fixed); dropping the
+                // sender tells the caller the store gave no answer.
+                _ => false,
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::command::Op;
+    use crate::store::durable::{MemDurable, Recovered};
+
+    /// A transport the test routes by hand.
+    #[derive(Clone, Default)]
+    struct Queue(Arc<parking_lot::Mutex<Vec<Message>>>);
+
+    impl Transport for Queue {
+        fn send(&self, messages: Vec<Message>) {
+            self.0.lock().extend(messages);
+        }
+    }
+
+    /// A MemDurable the test keeps a handle to, to crash it.
+    #[derive(Clone, Default)]
+    struct Disk(Arc<parking_lot::Mutex<MemDurable>>);
+
+    impl Durable for Disk {
+        fn recover(&mut self) -> Result<Recovered, StoreError> {
+            self.0.lock().recover()
+        }
+        fn append_entries(&mut self, e: &[Entry]) -> Result<(), StoreError> {
+            self.0.lock().append_entries(e)
+        }
+        fn set_hard_state(&mut self, hs: &HardState) -> Result<(), StoreError> {
+            self.0.lock().set_hard_state(hs)
+        }
+        fn sync(&mut self) -> Result<(), StoreError> {
+            self.0.lock().sync()
+        }
+        fn save_snapshot(&mut self, m: &SnapshotMetadata, d: &[u8]) -> Result<(), StoreError> {
+            self.0.lock().save_snapshot(m, d)
+        }
+    }
+
+    struct Cluster {
+        n: u64,
+        /// Log entries between snapshots.
+        snapshot_every: u64,
+        cores: Vec<NodeCore>,
+        queues: Vec<Queue>,
+        disks: Vec<Disk>,
+        completions: Vec<Vec<Completion>>,
+    }
+
+    fn cluster(n: u64, snapshot_every: u64) -> Cluster {
+        let mut c = Cluster {
+            n,
+            snapshot_every,
+            cores: Vec::new(),
+            queues: (0..n).map(|_| Queue::default()).collect(),
+            disks: (0..n).map(|_| Disk::default()).collect(),
+            completions: (0..n).map(|_| Vec::new()).collect(),
+        };
+        for id in 1..=n {
+            let core = c.boot(id);
+            c.cores.push(core);
+        }
+        c
+    }
+
+    impl Cluster {
+        fn boot(&self, id: u64) -> NodeCore {
+            let i = (id - 1) as usize;
+            let opts = RaftOptions {
+                id,
+                voters: (1..=self.n).collect(),
+                tick: Duration::from_millis(10),
+                election_tick: 10,
+                heartbeat_tick: 2,
+                snapshot_every: self.snapshot_every,
+                keep_entries: 0,
+                request_timeout: Duration::from_millis(500),
+            };
+            let mut core = NodeCore::new(
+                opts,
+                HistoryLimits::default(),
+                None,
+                Box::new(self.disks[i].clone()),
+                Arc::new(self.queues[i].clone()),
+            )
+            .unwrap();
+            core.seed(id);
+            core
+        }
+
+        /// Crashes master `id` (losing unsynced writes) and starts it again
+        /// without a seed, as production does.
+        fn restart_unseeded(&mut self, id: u64) {
+            let i = (id - 1) as usize;
+            let crashed = self.disks[i].0.lock().crash();
+            *self.disks[i].0.lock() = crashed;
+            self.queues[i].0.lock().clear();
+            self.cores[i] = NodeCore::new(
+                self.cores[i].opts.clone(),
+                HistoryLimits::default(),
+                None,
+                Box::new(self.disks[i].clone()),
+                Arc::new(self.queues[i].clone()),
+            )
+            .unwrap();
+        }
+
+        fn core(&mut self, id: u64) -> &mut NodeCore {
+            &mut self.cores[(id - 1) as usize]
+        }
+
+        fn propose(&mut self, id: u64, ticket: Ticket, op: Op) {
+            self.core(id).handle(Input::Propose {
+                ticket,
+                txn: Txn {
+                    request_id: 0,
+                    ops: vec![op],
+                    fence_term: 0,
+                },
+            });
+        }
+
+        fn process(&mut self) {
+            for (c, done) in self.cores.iter_mut().zip(&mut self.completions) {
+                c.process_ready().unwrap();
+                done.extend(c.take_completions());
+            }
+        }
+
+        /// Ticks everyone once, then delivers messages until quiet, except
+        /// those `lose` says are lost.
+        fn round(&mut self, lose: &mut dyn FnMut(&Message) -> bool) {
+            for c in &mut self.cores {
+                c.tick();
+            }
+            self.process();
+            for _ in 0..20 {
+                let msgs: Vec<Message> = self
+                    .queues
+                    .iter()
+                    .flat_map(|q| q.0.lock().drain(..).collect::<Vec<_>>())
+                    .collect();
+                if msgs.is_empty() {
+                    break;
+                }
+                for m in msgs {
+                    if !lose(&m) {
+                        self.cores[(m.to - 1) as usize].handle(Input::Step(Box::new(m)));
+                    }
+                }
+                self.process();
+            }
+        }
+
+        fn leader(&self) -> Option<u64> {
+            self.cores
+                .iter()
+                .find(|c| c.role().is_leader)
+                .map(|c| c.id())
+        }
+
+        fn applied(&self, id: u64) -> u64 {
+            self.cores[(id - 1) as usize].state().applied()
+        }
+    }
+
+    fn elect(c: &mut Cluster) -> u64 {
+        for _ in 0..100 {
+            c.round(&mut |_| false);
+            if let Some(l) = c.leader() {
+                return l;
+            }
+        }
+        panic!("no leader elected");
+    }
+
+    #[test]
+    fn a_lost_snapshot_is_sent_again() {
+        let mut c = cluster(3, 5);
+        let leader = elect(&mut c);
+        let lagging = if leader == 3 { 2 } else { 3 };
+        // Cut the follower off while the leader writes and compacts its log
+        // past what the follower has: it can only catch up by snapshot.
+        for i in 0..20 {
+            c.propose(leader, i, Op::create(format!("cm/{i}"), b"{}".to_vec()));
+            c.round(&mut |m| m.to == lagging || m.from == lagging);
+        }
+        assert!(c.applied(leader) >= 20);
+        assert!(c.applied(lagging) < 5);
+        // Reconnect, but lose the first snapshot sent.
+        let mut lost = 0;
+        for _ in 0..300 {
+            c.round(&mut |m| {
+                let drop = m.get_msg_type() == MessageType::MsgSnapshot && lost == 0;
+                lost += u32::from(drop);
+                drop
+            });
+            if c.applied(lagging) == c.applied(leader) {
+                break;
+            }
+        }
+        assert_eq!(lost, 1, "the scenario must lose a snapshot");
+        assert_eq!(
+            c.applied(lagging),
+            c.applied(leader),
+            "the follower never caught up after its snapshot was lost"
+        );
+        assert_eq!(c.cores[(lagging - 1) as usize].state().count("cm/"), 20);
+    }
+
+    fn name_of(applied: &Applied) -> String {
+        let obj = applied.objects[0].as_ref().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(obj).unwrap();
+        v["metadata"]["name"].as_str().unwrap().to_string()
+    }
+
+    /// A master restarted after proposing must not take the old proposal's
+    /// entry for a new request (request ids used to restart from 1).
+    #[test]
+    fn a_restarted_master_does_not_reuse_request_ids() {
+        let mut c = cluster(3, 1000);
+        let leader = elect(&mut c);
+        let f = if leader == 1 { 2 } else { 1 };
+        // Both runs of the follower take ids as production does (unseeded).
+        c.restart_unseeded(f);
+        for _ in 0..50 {
+            if c.core(f).role().leader == leader {
+                break;
+            }
+            c.round(&mut |_| false);
+        }
+        assert_eq!(c.core(f).role().leader, leader);
+        // The old proposal reaches the leader and commits, but the follower
+        // hears nothing of it before it crashes.
+        c.propose(
+            f,
+            1,
+            Op::create("cm/old", br#"{"metadata":{"name":"old"}}"#.to_vec()),
+        );
+        c.round(&mut |m| m.to == f);
+        c.restart_unseeded(f);
+        c.propose(
+            f,
+            2,
+            Op::create("cm/new", br#"{"metadata":{"name":"new"}}"#.to_vec()),
+        );
+        for _ in 0..50 {
+            c.round(&mut |_| false);
+        }
+        let done = &c.completions[(f - 1) as usize];
+        let new = done
+            .iter()
+            .find(|d| d.ticket == 2)
+            .expect("the new request completed");
+        match &new.outcome {
+            Outcome::Txn(Ok(applied)) => assert_eq!(name_of(applied), "new"),
+            other => panic!("the new request failed: {other:?}"),
+        }
+        assert!(c.core(f).state().get("cm/old").is_some());
+    }
+
+    /// A proposal the network delivers twice (so the leader appends it
+    /// twice) applies once: here an unconditional delete must not remove
+    /// an object created after the first copy applied.
+    #[test]
+    fn a_proposal_delivered_twice_applies_once() {
+        let mut c = cluster(3, 1000);
+        let leader = elect(&mut c);
+        let f = if leader == 1 { 2 } else { 1 };
+        let obj =
+            |v: &str| format!(r#"{{"metadata":{{"name":"k"}},"data":{{"v":"{v}"}}}}"#).into_bytes();
+        c.propose(leader, 1, Op::create("cm/k", obj("1")));
+        c.round(&mut |_| false);
+        c.propose(f, 2, Op::delete("cm/k", None));
+        let mut copy = None;
+        c.round(&mut |m| {
+            if m.get_msg_type() == MessageType::MsgPropose {
+                copy = Some(m.clone());
+            }
+            false
+        });
+        let copy = copy.expect("the follower forwarded its proposal");
+        for _ in 0..5 {
+            c.round(&mut |_| false);
+        }
+        assert!(c.core(leader).state().get("cm/k").is_none());
+        c.propose(leader, 3, Op::create("cm/k", obj("2")));
+        c.round(&mut |_| false);
+        // The late duplicate.
+        c.core(leader).handle(Input::Step(Box::new(copy)));
+        for _ in 0..5 {
+            c.round(&mut |_| false);
+        }
+        for id in 1..=3 {
+            let sm = c.core(id).state();
+            assert!(
+                sm.get("cm/k").is_some(),
+                "master {id} applied the delete twice"
+            );
+        }
+    }
+
+    #[test]
+    fn request_timeouts_count_ticks() {
+        let opts = RaftOptions {
+            tick: Duration::from_millis(100),
+            request_timeout: Duration::from_millis(1050),
+            ..Default::default()
+        };
+        assert_eq!(opts.request_timeout_ticks(), 11);
+        let zero = RaftOptions {
+            request_timeout: Duration::ZERO,
+            ..Default::default()
+        };
+        assert_eq!(zero.request_timeout_ticks(), 1);
     }
 }

@@ -176,6 +176,43 @@ pub struct StateMachine {
     applied: u64,
     history: History,
     blob_dir: Option<PathBuf>,
+    /// Request ids applied recently, so a proposal the network delivered
+    /// twice (and the leader appended twice) applies once.
+    requests: RequestWindow,
+}
+
+/// How many log indexes a request id is remembered for: a duplicate
+/// proposal arrives within moments of the original, not 16Ki entries
+/// later. (Each id remembered costs ~14 bytes in every snapshot.)
+pub const REQUEST_WINDOW: u64 = 1 << 14;
+
+/// Request ids of the transactions applied in the last [`REQUEST_WINDOW`]
+/// indexes. Part of the replicated state (and of snapshots), so every
+/// replica makes the same choice.
+#[derive(Debug, Default)]
+struct RequestWindow {
+    by_id: std::collections::HashMap<u64, u64>,
+    /// (index, request id), oldest first, for eviction.
+    order: VecDeque<(u64, u64)>,
+}
+
+impl RequestWindow {
+    fn contains(&self, id: u64) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    fn insert(&mut self, id: u64, index: u64) {
+        if self.by_id.insert(id, index).is_none() {
+            self.order.push_back((index, id));
+        }
+        while let Some(&(old, old_id)) = self.order.front() {
+            if old + REQUEST_WINDOW > index {
+                break;
+            }
+            self.order.pop_front();
+            self.by_id.remove(&old_id);
+        }
+    }
 }
 
 /// Serialized state machine contents (the data of a Raft snapshot).
@@ -189,6 +226,9 @@ pub struct SnapshotData {
     /// snapshot files leave them in the blob directory).
     #[prost(message, repeated, tag = "3")]
     pub blobs: Vec<SnapshotBlob>,
+    /// The recently applied request ids (see [`REQUEST_WINDOW`]).
+    #[prost(message, repeated, tag = "4")]
+    pub requests: Vec<SnapshotRequest>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -199,6 +239,15 @@ pub struct SnapshotObject {
     pub rv: u64,
     #[prost(bytes = "bytes", tag = "3")]
     pub value: Bytes,
+}
+
+/// A request id applied at `index` (for spotting duplicate proposals).
+#[derive(Clone, PartialEq, Message)]
+pub struct SnapshotRequest {
+    #[prost(uint64, tag = "1")]
+    pub request_id: u64,
+    #[prost(uint64, tag = "2")]
+    pub index: u64,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -220,6 +269,7 @@ impl StateMachine {
             applied: 0,
             history: History::new(0, limits),
             blob_dir,
+            requests: RequestWindow::default(),
         }
     }
 
@@ -305,6 +355,23 @@ impl StateMachine {
         self.apply_txn(index, term, &txn, events)
     }
 
+    /// Like [`StateMachine::apply_txn`], but a transaction whose request id
+    /// was applied within the last [`REQUEST_WINDOW`] indexes (a proposal
+    /// delivered twice) is skipped: None.
+    pub fn apply_txn_once(
+        &mut self,
+        index: u64,
+        term: u64,
+        txn: &Txn,
+        events: &mut Vec<Event>,
+    ) -> Option<TxnOutcome> {
+        if txn.request_id != 0 && self.requests.contains(txn.request_id) {
+            self.apply_empty(index);
+            return None;
+        }
+        Some(self.apply_txn(index, term, txn, events))
+    }
+
     /// Applies a decoded transaction from entry `index`.
     pub fn apply_txn(
         &mut self,
@@ -314,6 +381,9 @@ impl StateMachine {
         events: &mut Vec<Event>,
     ) -> TxnOutcome {
         self.apply_empty(index);
+        if txn.request_id != 0 {
+            self.requests.insert(txn.request_id, index);
+        }
         if txn.fence_term != 0 && txn.fence_term != term {
             return Err(ApplyError::Fenced {
                 fence_term: txn.fence_term,
@@ -473,6 +543,12 @@ impl StateMachine {
                 })
                 .collect(),
             blobs: Vec::new(),
+            requests: self
+                .requests
+                .order
+                .iter()
+                .map(|&(index, request_id)| SnapshotRequest { request_id, index })
+                .collect(),
         }
     }
 
@@ -511,6 +587,10 @@ impl StateMachine {
             .collect();
         self.applied = index;
         self.history = History::new(index, self.history.limits);
+        self.requests = RequestWindow::default();
+        for r in data.requests {
+            self.requests.insert(r.request_id, r.index);
+        }
         Ok(())
     }
 }
@@ -662,6 +742,56 @@ mod tests {
             Err(ApplyError::Fenced { .. })
         ));
         assert!(sm.apply(2, 3, &data, &mut ev).is_ok());
+    }
+
+    #[test]
+    fn a_request_applies_once_within_the_window_and_across_snapshots() {
+        let txn = |request_id, key: &str| Txn {
+            request_id,
+            ops: vec![Op::delete(key, None)],
+            fence_term: 0,
+        };
+        let mut sm = StateMachine::new(None, HistoryLimits::default());
+        let mut ev = Vec::new();
+        apply(&mut sm, 1, vec![Op::create("cm/a", obj("a"))])
+            .0
+            .unwrap();
+        assert!(sm.apply_txn_once(2, 1, &txn(7, "cm/a"), &mut ev).is_some());
+        apply(&mut sm, 3, vec![Op::create("cm/a", obj("a"))])
+            .0
+            .unwrap();
+        // The duplicate is skipped, but still counts as applied.
+        assert!(sm.apply_txn_once(4, 1, &txn(7, "cm/a"), &mut ev).is_none());
+        assert_eq!(sm.applied(), 4);
+        assert!(sm.get("cm/a").is_some());
+        // Request id 0 (internal writes) is never deduplicated.
+        apply(&mut sm, 5, vec![Op::create("cm/b", obj("b"))])
+            .0
+            .unwrap();
+        assert!(sm.apply_txn_once(6, 1, &txn(0, "cm/b"), &mut ev).is_some());
+        // A replica restored from a snapshot makes the same choice.
+        let snap = SnapshotData::decode(sm.snapshot().encode_to_vec().as_slice()).unwrap();
+        let mut other = StateMachine::new(None, HistoryLimits::default());
+        other.restore(snap, 6).unwrap();
+        assert!(
+            other
+                .apply_txn_once(7, 1, &txn(7, "cm/a"), &mut ev)
+                .is_none()
+        );
+        assert!(other.get("cm/a").is_some());
+        // Past the window the id is forgotten.
+        let far = 2 + REQUEST_WINDOW;
+        assert!(
+            other
+                .apply_txn_once(far, 1, &txn(8, "cm/x"), &mut ev)
+                .is_some()
+        );
+        assert!(
+            other
+                .apply_txn_once(far + 1, 1, &txn(7, "cm/a"), &mut ev)
+                .is_some()
+        );
+        assert!(other.get("cm/a").is_none());
     }
 
     #[test]

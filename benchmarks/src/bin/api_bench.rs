@@ -34,6 +34,9 @@ struct Args {
     /// Concurrency levels.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     clients: Vec<usize>,
+    /// Skip the write-throughput levels.
+    #[arg(long)]
+    skip_writes: bool,
     /// Pods to create for the LIST measurement.
     #[arg(long, default_value_t = 10_000)]
     pods: usize,
@@ -75,15 +78,16 @@ fn start(bin: &PathBuf) -> Result<Server> {
         .spawn()
         .with_context(|| format!("run {}", bin.display()))?;
     let out = child.stdout.take().context("stdout")?;
-    let mut url = None;
-    for line in BufReader::new(out).lines() {
-        let line = line?;
-        if let Some(u) = line.strip_prefix("wasmk is up: API at ") {
-            url = Some(u.trim().to_string());
-            break;
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep draining stdout so the server never writes into a closed pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(u) = line.strip_prefix("wasmk is up: API at ") {
+                let _ = tx.send(u.trim().to_string());
+            }
         }
-    }
-    if url.is_none() {
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
         bail!("wasmk up did not start");
     }
     let (client, _) = ApiClient::from_kubeconfig(Some(&data.join("kubeconfig")))?;
@@ -168,7 +172,12 @@ async fn main() -> Result<()> {
         "{:>8} {:>12} {:>10} {:>10}",
         "clients", "writes/s", "p50 ms", "p99 ms"
     );
-    for (round, &c) in args.clients.iter().enumerate() {
+    for (round, &c) in args
+        .clients
+        .iter()
+        .enumerate()
+        .filter(|_| !args.skip_writes)
+    {
         let (rate, p50, p99) = writes(&server, c, args.seconds, round).await?;
         println!("{c:>8} {rate:>12.0} {p50:>10.2} {p99:>10.2}");
     }
