@@ -84,19 +84,26 @@ impl Node {
         assert!(ready.is_some(), "node {NODE} never became Ready");
     }
 
-    fn push(&self, name: &str) {
-        let file = sample(name, ModuleKind::Module);
-        let out = self.cluster.wasmk(&[
-            "push",
-            &file.display().to_string(),
-            "--name",
-            &format!("{name}:v1"),
-        ]);
+    fn push(&self, name: &str) -> String {
+        self.push_as(name, ModuleKind::Module, &format!("{name}:v1"))
+    }
+
+    /// Pushes a sample as `image`; returns its digest.
+    fn push_as(&self, name: &str, kind: ModuleKind, image: &str) -> String {
+        let file = sample(name, kind);
+        let out = self
+            .cluster
+            .wasmk(&["push", &file.display().to_string(), "--name", image]);
         assert!(
             out.status.success(),
             "push {name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace()
+            .find(|w| w.starts_with("sha256:"))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no digest in {text:?}"))
     }
 
     fn apply(&self, manifest: &str) {
@@ -262,6 +269,19 @@ fn pods_run_in_their_cgroups_log_and_stop_on_delete() {
             .starts_with("sha256:")
     );
 
+    // Components (WASI preview 2) run the same way.
+    n.push_as("hello", ModuleKind::Component, "hello-p2:v1");
+    n.pod(
+        "hello-p2",
+        "hello-p2:v1",
+        "Never",
+        "",
+        "    args: [\"component\"]\n",
+    );
+    n.phase("hello-p2", "Succeeded");
+    let out = n.logs(&["hello-p2"]);
+    assert!(out.lines().any(|l| l == "arg[1]=component"), "{out}");
+
     n.pod(
         "reader",
         "config-reader:v1",
@@ -405,6 +425,18 @@ fn hostile_modules_are_contained_beside_a_neighbour() {
         "    env:\n    - name: X\n      valueFrom: {configMapKeyRef: {name: absent, key: k}}\n",
     );
     n.pod("nomodule", "no-such-module:v3", "Never", "", "");
+    // A blob that is damaged in the store is refused, not run.
+    let digest = n.push("fail");
+    let blob = n
+        .cluster
+        .data_dir
+        .join("blobs")
+        .join(format!("sha256-{}", &digest["sha256:".len()..]))
+        .join("000000");
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[20] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    n.pod("corrupt", "fail:v1", "Never", "", "");
 
     n.phase("loop", "Failed");
     assert_eq!(n.jsonpath("loop", ".status.reason"), "DeadlineExceeded");
@@ -426,6 +458,8 @@ fn hostile_modules_are_contained_beside_a_neighbour() {
     assert!(message.contains("no_such_function"), "{message}");
     let message = n.waiting_reason("nokey", "CreateContainerConfigError");
     assert_eq!(message, "configmap \"absent\" not found");
+    let message = n.waiting_reason("corrupt", "ErrImagePull");
+    assert!(message.contains("corrupt"), "{message}");
     let message = n.waiting_reason("nomodule", "ModuleNotFound");
     assert!(
         message.contains("no-such-module") && message.contains("wasmk push"),
@@ -522,6 +556,32 @@ fn restart_policies_and_crash_loop_backoff() {
     });
     let out = n.logs(&["always", "--previous"]);
     assert!(out.contains("about to fail"), "{out}");
+
+    // Init containers run to completion, in order, before the app.
+    n.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: init\nspec:\n  nodeName: {NODE}\n  restartPolicy: Never\n  initContainers:\n  - {{name: first, image: hello:v1, args: [first]}}\n  - {{name: second, image: hello:v1, args: [second]}}\n  containers:\n  - {{name: app, image: hello:v1, args: [main]}}\n"
+    ));
+    n.phase("init", "Succeeded");
+    for (c, arg) in [("first", "first"), ("second", "second"), ("app", "main")] {
+        let out = n.logs(&["init", "-c", c]);
+        assert!(
+            out.lines().any(|l| l == format!("arg[1]={arg}")),
+            "{c}: {out}"
+        );
+    }
+    let first_done = n.jsonpath(
+        "init",
+        ".status.initContainerStatuses[0].state.terminated.finishedAt",
+    );
+    let second_start = n.jsonpath(
+        "init",
+        ".status.initContainerStatuses[1].state.terminated.startedAt",
+    );
+    let app_start = n.jsonpath(
+        "init",
+        ".status.containerStatuses[0].state.terminated.startedAt",
+    );
+    assert!(first_done <= second_start && second_start <= app_start);
 
     n.phase("never", "Failed");
     let (code, _) = n.terminated("never", "Error");
