@@ -356,28 +356,37 @@ async fn patches_and_subresources() {
         .await
         .unwrap();
     assert_eq!(s["spec"]["replicas"], 2);
-    // Status subresource: status changes only through /status.
+    // Status subresource: status changes only through /status. (A Service:
+    // no controller writes its status behind the test's back.)
+    let svcs = "/api/v1/namespaces/default/services";
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]}});
+    e.client.create(svcs, &svc).await.unwrap();
     let st = e
         .client
         .patch(
-            &format!("{base}/web/status"),
+            &format!("{svcs}/lb/status"),
             PatchType::Merge,
-            &json!({"status": {"replicas": 7}, "spec": {"replicas": 9}}),
+            &json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.7"}]}},
+                    "spec": {"selector": {"app": "other"}}}),
         )
         .await
         .unwrap();
-    assert_eq!(st["status"]["replicas"], 7);
-    assert_eq!(st["spec"]["replicas"], 2);
+    assert_eq!(st["status"]["loadBalancer"]["ingress"][0]["ip"], "10.0.0.7");
+    assert_eq!(st["spec"]["selector"]["app"], "web");
     let main = e
         .client
         .patch(
-            &format!("{base}/web"),
+            &format!("{svcs}/lb"),
             PatchType::Merge,
-            &json!({"status": {"replicas": 1}}),
+            &json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}}),
         )
         .await
         .unwrap();
-    assert_eq!(main["status"]["replicas"], 7);
+    assert_eq!(
+        main["status"]["loadBalancer"]["ingress"][0]["ip"],
+        "10.0.0.7"
+    );
     e.master.stop().await;
 }
 

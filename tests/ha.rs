@@ -963,7 +963,15 @@ async fn masters_join_leave_and_a_snapshot_restores_into_a_new_cluster() {
             let added = ok(
                 &c.wasmk(
                     &c.masters[0].kubeconfig(),
-                    &["cluster", "add-master", name, "--peer-url", &m.peer_url(), "--client-url", &m.url()],
+                    &[
+                        "cluster",
+                        "add-master",
+                        name,
+                        "--peer-url",
+                        &m.peer_url(),
+                        "--client-url",
+                        &m.url(),
+                    ],
                 ),
                 "cluster add-master",
             );
