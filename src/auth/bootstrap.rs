@@ -9,8 +9,9 @@ use rand::Rng;
 
 use super::AuthError;
 use super::UserInfo;
-use super::token::NODES_GROUP;
+use super::token::{NODES_GROUP, digests_equal};
 use crate::api::core::Secret;
+use sha2::{Digest, Sha256};
 
 /// The Secret type of bootstrap tokens.
 pub const SECRET_TYPE: &str = "bootstrap.kubernetes.io/token";
@@ -50,12 +51,25 @@ pub fn generate() -> (String, String) {
     (pick(6), pick(16))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+/// Compares SHA-256 digests, so neither the secrets' contents nor their
+/// lengths change how long the comparison takes.
+fn secrets_equal(a: &str, b: &str) -> bool {
+    digests_equal(
+        &Sha256::digest(a.as_bytes()).into(),
+        &Sha256::digest(b.as_bytes()).into(),
+    )
+}
+
+/// When the token expires: `Ok(None)` for never, `Err` with the text when
+/// `expiration` is not an RFC 3339 time.
+pub fn expires_at(secret: &Secret) -> Result<Option<DateTime<Utc>>, String> {
+    let Some(v) = secret.data.get("expiration") else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(v);
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| Some(t.with_timezone(&Utc)))
+        .map_err(|_| text.into_owned())
 }
 
 /// Checks `token_secret` of token `id` against its Secret at `now`; the
@@ -75,20 +89,14 @@ pub fn verify(
     if secret.type_ != SECRET_TYPE
         || field("token-id").as_deref() != Some(id)
         || field("usage-bootstrap-authentication").as_deref() != Some("true")
-        || !constant_time_eq(
-            field("token-secret").unwrap_or_default().as_bytes(),
-            token_secret.as_bytes(),
-        )
+        || !secrets_equal(&field("token-secret").unwrap_or_default(), token_secret)
         || secret.metadata.deletion_timestamp.is_some()
     {
         return Err(AuthError::UnknownToken);
     }
-    if let Some(exp) = field("expiration") {
-        let expired =
-            DateTime::parse_from_rfc3339(&exp).map_or(true, |t| t.with_timezone(&Utc) <= now);
-        if expired {
-            return Err(AuthError::UnknownToken);
-        }
+    // An unreadable expiration is refused as if it had passed.
+    if expires_at(secret).map_or(true, |t| t.is_some_and(|t| t <= now)) {
+        return Err(AuthError::UnknownToken);
     }
     let mut groups = vec![BOOTSTRAPPERS_GROUP.to_string()];
     if let Some(extra) = field("auth-extra-groups") {

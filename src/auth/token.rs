@@ -284,7 +284,7 @@ fn split_csv_line(line: &str) -> Result<Vec<String>, &'static str> {
 }
 
 /// Equality of two digests without data-dependent branches or early exit.
-fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+pub(super) fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
     let mut diff = 0u8;
     for (x, y) in a.iter().zip(b.iter()) {
         diff |= x ^ y;

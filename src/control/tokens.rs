@@ -10,20 +10,16 @@ use tokio::sync::watch;
 use super::executor::Executor;
 use crate::api::core::Secret;
 use crate::apiserver::rest::{DeleteOptions, Preconditions};
-use crate::auth::bootstrap::{NAMESPACE, SECRET_TYPE};
+use crate::auth::bootstrap::{self, NAMESPACE, SECRET_TYPE};
 
 /// How often expired tokens are looked for.
 const PERIOD: Duration = Duration::from_secs(30);
 
 /// Whether `secret` is a bootstrap token that expired before `now`.
 pub fn expired(secret: &Secret, now: DateTime<Utc>) -> bool {
+    // An unreadable expiration is left alone (authentication refuses it).
     secret.type_ == SECRET_TYPE
-        && secret
-            .data
-            .get("expiration")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .is_some_and(|t| t.with_timezone(&Utc) <= now)
+        && bootstrap::expires_at(secret).is_ok_and(|t| t.is_some_and(|t| t <= now))
 }
 
 /// Starts the cleaner.
