@@ -72,8 +72,10 @@ fn default_container(c: &mut Container, default: &ResourceList, default_request:
     }
 }
 
+/// `q` in the unit quotas and ranges count `resource` in: milli-units for
+/// CPU (`cpu`, `requests.cpu`, `limits.cpu`), whole units otherwise.
 fn amount(resource: &str, q: &Quantity) -> i64 {
-    if resource == "cpu" {
+    if is_cpu(resource) {
         q.milli_value()
     } else {
         q.value()
@@ -156,19 +158,36 @@ fn pod_limit(spec: &PodSpec, resource: &str) -> i64 {
         .fold(0i64, i64::saturating_add)
 }
 
+/// The quota resource names a pod's usage is counted under.
+pub const POD_RESOURCES: [&str; 8] = [
+    "pods",
+    "count/pods",
+    "requests.cpu",
+    "cpu",
+    "requests.memory",
+    "memory",
+    "limits.cpu",
+    "limits.memory",
+];
+
 /// What creating one object adds to a quota, by quota resource name.
 pub fn usage_of_pod(pod: &Pod) -> BTreeMap<String, i64> {
     let (cpu, mem) = pod_requests(&pod.spec);
-    let mut u = BTreeMap::new();
-    u.insert("pods".to_string(), 1);
-    u.insert("count/pods".to_string(), 1);
-    u.insert("requests.cpu".to_string(), cpu);
-    u.insert("cpu".to_string(), cpu);
-    u.insert("requests.memory".to_string(), mem);
-    u.insert("memory".to_string(), mem);
-    u.insert("limits.cpu".to_string(), pod_limit(&pod.spec, "cpu"));
-    u.insert("limits.memory".to_string(), pod_limit(&pod.spec, "memory"));
-    u
+    let values = [
+        1,
+        1,
+        cpu,
+        cpu,
+        mem,
+        mem,
+        pod_limit(&pod.spec, "cpu"),
+        pod_limit(&pod.spec, "memory"),
+    ];
+    POD_RESOURCES
+        .iter()
+        .zip(values)
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
 }
 
 /// The quota resource names that count objects of `plural` (`services`,
@@ -302,14 +321,6 @@ pub fn missing_compute(quota: &ResourceQuota, pod: &Pod) -> Option<String> {
     })
 }
 
-fn parse_used(name: &str, q: &Quantity) -> i64 {
-    if is_cpu(name) {
-        q.milli_value()
-    } else {
-        q.value()
-    }
-}
-
 /// Checks `delta` against `quota`; on success returns the quota's new
 /// `status.used`, on failure Kubernetes' Forbidden message.
 pub fn charge(
@@ -325,9 +336,9 @@ pub fn charge(
     for (name, hard) in &quota.spec.hard {
         let Some(d) = delta.get(name) else { continue };
         touched = true;
-        let current = used.get(name).map(|q| parse_used(name, q)).unwrap_or(0);
+        let current = used.get(name).map(|q| amount(name, q)).unwrap_or(0);
         let next = current.saturating_add(*d);
-        let hard_v = parse_used(name, hard);
+        let hard_v = amount(name, hard);
         if next > hard_v {
             requested.push(format!("{name}={}", render(name, *d)));
             used_s.push(format!("{name}={}", render(name, current)));

@@ -21,7 +21,7 @@ use super::spawn_workers;
 use crate::api::core::{Pod, ResourceQuota};
 use crate::api::quantity::ResourceList;
 use crate::api::registry::UpdateScope;
-use crate::apiserver::admission::{quota_covers_pod, usage_of_pod, used_quantity};
+use crate::apiserver::admission::{POD_RESOURCES, quota_covers_pod, usage_of_pod, used_quantity};
 use crate::apiserver::rest::WriteOptions;
 use crate::runtime::WorkQueue;
 use crate::store::StateMachine;
@@ -128,17 +128,7 @@ fn compute_used(sm: &StateMachine, ns: &str, quota: &ResourceQuota, pods: &[Pod]
     for name in quota.spec.hard.keys() {
         let v = if let Some(v) = pod_usage.get(name) {
             *v
-        } else if matches!(
-            name.as_str(),
-            "pods"
-                | "count/pods"
-                | "cpu"
-                | "memory"
-                | "requests.cpu"
-                | "requests.memory"
-                | "limits.cpu"
-                | "limits.memory"
-        ) {
+        } else if POD_RESOURCES.contains(&name.as_str()) {
             0
         } else if scoped {
             // Scoped quotas count pods only.
