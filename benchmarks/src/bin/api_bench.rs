@@ -11,7 +11,6 @@
 //! is the full JSON list of 10,000 pods in one namespace (no paging), and the
 //! Table form kubectl asks for with `--chunk-size=500` (first page).
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -21,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::json;
 use wasmk::client::ApiClient;
-use wasmk_benchmarks::percentile;
+use wasmk_benchmarks::{percentile, wait_for_line};
 
 #[derive(Parser)]
 struct Args {
@@ -77,19 +76,8 @@ fn start(bin: &PathBuf) -> Result<Server> {
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("run {}", bin.display()))?;
-    let out = child.stdout.take().context("stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Keep draining stdout so the server never writes into a closed pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(u) = line.strip_prefix("wasmk is up: API at ") {
-                let _ = tx.send(u.trim().to_string());
-            }
-        }
-    });
-    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-        bail!("wasmk up did not start");
-    }
+    wait_for_line(&mut child, "wasmk is up: API at ", Duration::from_secs(60))
+        .context("wasmk up did not start")?;
     let (client, _) = ApiClient::from_kubeconfig(Some(&data.join("kubeconfig")))?;
     Ok(Server {
         child,

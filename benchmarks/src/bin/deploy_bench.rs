@@ -17,7 +17,6 @@
 //! replica not being deleted is Running on the surviving node.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,6 +26,7 @@ use clap::Parser;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use wasmk::client::{ApiClient, ListParams};
+use wasmk_benchmarks::wait_for_line;
 
 #[derive(Parser)]
 struct Args {
@@ -64,20 +64,6 @@ impl Drop for Cleanup {
             }
         }
     }
-}
-
-fn wait_line(child: &mut Child, prefix: &'static str) -> Result<String> {
-    let out = child.stdout.take().context("stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix(prefix) {
-                let _ = tx.send(rest.trim().to_string());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .with_context(|| format!("no {prefix:?} line within 60 s"))
 }
 
 async fn wait_node_ready(client: &ApiClient, node: &str) -> Result<()> {
@@ -253,7 +239,7 @@ async fn main() -> Result<()> {
         .stderr(Stdio::inherit())
         .spawn()
         .with_context(|| format!("run {}", args.wasmk.display()))?;
-    let url = wait_line(&mut up, "wasmk is up: API at ")?;
+    let url = wait_for_line(&mut up, "wasmk is up: API at ", Duration::from_secs(60))?;
     let home = dir.path().to_path_buf();
     let mut cleanup = Cleanup {
         children: vec![up],
