@@ -539,17 +539,7 @@ impl Api {
         ns: &str,
     ) -> Vec<(u64, Value, T)> {
         let prefix = format!("{plural_qualified}/{ns}/");
-        self.store.read(|sm| {
-            sm.list(&prefix, None, 0)
-                .0
-                .into_iter()
-                .filter_map(|(_, s)| {
-                    let v: Value = serde_json::from_slice(&s.value).ok()?;
-                    let t: T = serde_json::from_value(v.clone()).ok()?;
-                    Some((s.rv, v, t))
-                })
-                .collect()
-        })
+        self.store.read(|sm| list_decoded(sm, &prefix))
     }
 
     /// LimitRange defaults and bounds, and ResourceQuota charges (as ops
@@ -1527,4 +1517,21 @@ impl WatchStream {
 /// Age text for messages.
 pub fn age_of(t: &Time) -> String {
     human_duration(chrono::Utc::now() - t.0)
+}
+
+/// The objects under `prefix` in `sm` with their resourceVersions, as JSON
+/// and typed; objects that do not decode as `T` are skipped.
+pub fn list_decoded<T: serde::de::DeserializeOwned>(
+    sm: &crate::store::StateMachine,
+    prefix: &str,
+) -> Vec<(u64, Value, T)> {
+    sm.list(prefix, None, 0)
+        .0
+        .into_iter()
+        .filter_map(|(_, s)| {
+            let v: Value = serde_json::from_slice(&s.value).ok()?;
+            let t: T = serde_json::from_value(v.clone()).ok()?;
+            Some((s.rv, v, t))
+        })
+        .collect()
 }

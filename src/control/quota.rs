@@ -22,7 +22,7 @@ use crate::api::core::{Pod, ResourceQuota};
 use crate::api::quantity::ResourceList;
 use crate::api::registry::UpdateScope;
 use crate::apiserver::admission::{POD_RESOURCES, quota_covers_pod, usage_of_pod, used_quantity};
-use crate::apiserver::rest::WriteOptions;
+use crate::apiserver::rest::{WriteOptions, list_decoded};
 use crate::runtime::WorkQueue;
 use crate::store::StateMachine;
 
@@ -50,16 +50,8 @@ pub fn start(
 
 /// The quotas of `ns` whose status must change: (quota as stored, new status).
 fn plan(sm: &StateMachine, ns: &str) -> Vec<(Value, Value)> {
-    let quotas: Vec<(u64, Value)> = sm
-        .list(&format!("resourcequotas/{ns}/"), None, 0)
-        .0
-        .into_iter()
-        .filter_map(|(_, s)| {
-            serde_json::from_slice::<Value>(&s.value)
-                .ok()
-                .map(|v| (s.rv, v))
-        })
-        .collect();
+    let quotas: Vec<(u64, Value, ResourceQuota)> =
+        list_decoded(sm, &format!("resourcequotas/{ns}/"));
     if quotas.is_empty() {
         return Vec::new();
     }
@@ -68,19 +60,13 @@ fn plan(sm: &StateMachine, ns: &str) -> Vec<(Value, Value)> {
         .0
         .into_iter()
         .filter_map(|(_, s)| serde_json::from_slice::<Pod>(&s.value).ok())
-        .filter(|p| {
-            // Finished pods hold nothing.
-            let phase = p.status.phase.as_str();
-            phase != "Succeeded" && phase != "Failed"
-        })
+        // Finished pods hold nothing.
+        .filter(|p| !p.is_terminal())
         .collect();
     let mut out = Vec::new();
-    for (rv, mut stored) in quotas {
+    for (rv, mut stored, quota) in quotas {
         // The precondition of the status write.
         stored["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-        let Ok(quota) = serde_json::from_value::<ResourceQuota>(stored.clone()) else {
-            continue;
-        };
         let used = compute_used(sm, ns, &quota, &pods);
         let mut status = serde_json::Map::new();
         if let Ok(h) = serde_json::to_value(&quota.spec.hard) {
