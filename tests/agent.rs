@@ -27,10 +27,16 @@ const NODE: &str = "agent-test";
 struct Node {
     cluster: Cluster,
     cgroup_root: String,
+    /// A `wasmk agent` process beside a `wasmk up --no-agent`, if any.
+    agent: Option<std::process::Child>,
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            let _ = a.kill();
+            let _ = a.wait();
+        }
         self.cluster.kill9();
         if let (Ok(mgr), Ok(root)) = (CgroupManager::detect(), CgroupPath::new(&self.cgroup_root))
             && let Err(e) = mgr.remove(&root)
@@ -65,9 +71,48 @@ impl Node {
         let node = Node {
             cluster,
             cgroup_root: root,
+            agent: None,
         };
         node.wait_ready();
         node
+    }
+
+    /// A master without an agent, and a `wasmk agent` process joining it
+    /// with `--server`, `--token-file` and `--ca-file`.
+    fn standalone() -> Node {
+        let root = cgroup_root();
+        let cluster = Cluster::up_with(&["--no-agent"]);
+        let token = cluster.write_file("agent-token", &cluster.token());
+        let agent = std::process::Command::new(common::wasmk_bin())
+            .arg("agent")
+            .args(["--server", &cluster.url, "--name", NODE])
+            .arg("--token-file")
+            .arg(&token)
+            .arg("--ca-file")
+            .arg(cluster.data_dir.join("pki/ca.crt"))
+            .arg("--data-dir")
+            .arg(cluster.home.path().join("agent"))
+            .args(["--listen", "127.0.0.1:0", "--cgroup-root", &root])
+            .args(["--stats-interval", "1s", "--lease-interval", "2s"])
+            .env("HOME", cluster.home.path())
+            .env("WASMK_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn wasmk agent");
+        let node = Node {
+            cluster,
+            cgroup_root: root,
+            agent: Some(agent),
+        };
+        node.wait_ready();
+        node
+    }
+
+    fn node_field(&self, path: &str) -> String {
+        let out =
+            self.cluster
+                .kubectl(&["get", "node", NODE, "-o", &format!("jsonpath={{{path}}}")]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn wait_ready(&self) {
@@ -660,4 +705,81 @@ fn an_agent_killed_with_9_readopts_its_pods() {
     for pid in before {
         assert!(!alive(pid), "sandbox {pid} still runs");
     }
+}
+
+/// The HTTP status of a `curl` request, with an optional bearer token.
+fn http_status(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args([
+        "-sk",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        method,
+        url,
+    ]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data", b]);
+    }
+    let out = cmd.output().expect("run curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_standalone_agent_joins_and_serves_only_the_api_server() {
+    let n = Node::standalone();
+    // The Node it registered tells where its endpoint is.
+    assert_eq!(
+        n.node_field(".status.addresses[?(@.type==\"InternalIP\")].address"),
+        "127.0.0.1"
+    );
+    let port = n.node_field(".status.daemonEndpoints.kubeletEndpoint.Port");
+    assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{port:?}");
+    assert_eq!(n.node_field(".status.allocatable.pods"), "1100");
+    let lease = n.cluster.kubectl_ok(&[
+        "get",
+        "lease",
+        "-n",
+        "kube-node-lease",
+        NODE,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(lease, NODE);
+
+    n.push("hello");
+    n.pod("hello", "hello:v1", "Never", "", "");
+    n.phase("hello", "Succeeded");
+    let out = n.logs(&["hello"]);
+    assert!(out.lines().any(|l| l == "hello from wasm"), "{out}");
+
+    // The agent's endpoint wants a token the API server vouches for, of
+    // an identity allowed to read logs.
+    let base = format!("https://127.0.0.1:{port}");
+    let logs = format!("{base}/containerLogs/default/hello/app");
+    assert_eq!(
+        http_status("GET", &format!("{base}/healthz"), None, None),
+        "200"
+    );
+    assert_eq!(http_status("GET", &logs, None, None), "401");
+    assert_eq!(http_status("GET", &logs, Some("not-a-token"), None), "401");
+    let admin = n.cluster.token();
+    assert_eq!(http_status("GET", &logs, Some(&admin), None), "200");
+
+    // TokenReviews: only for agents and administrators.
+    let reviews = format!(
+        "{}/apis/authentication.k8s.io/v1/tokenreviews",
+        n.cluster.url
+    );
+    let review = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview","spec":{"token":"not-a-token"}}"#;
+    assert_eq!(http_status("POST", &reviews, None, Some(review)), "401");
+    assert_eq!(
+        http_status("POST", &reviews, Some(&admin), Some(review)),
+        "201"
+    );
 }

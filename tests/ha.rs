@@ -1243,10 +1243,13 @@ async fn an_agent_keeps_its_node_and_pods_when_its_master_dies() {
             if pods.len() == n && out.lines().count() == n {
                 return pods;
             }
-            assert!(
-                Instant::now() < deadline,
-                "never {n} Running pods on {node}; last:\n{out}"
-            );
+            if Instant::now() > deadline {
+                let nodes = c.kubectl(i, &["get", "nodes", "-o", "yaml"]);
+                let events = c.kubectl(i, &["get", "events", "-A"]);
+                panic!(
+                    "never {n} Running pods on {node}; last:\n{out}\nnodes:\n{nodes}\nevents:\n{events}"
+                );
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     };

@@ -62,21 +62,30 @@ pub struct HaConfig {
 
 impl HaConfig {
     fn raft_options(&self) -> RaftOptions {
-        let hb = self.heartbeat.max(std::time::Duration::from_millis(1));
-        let ratio = (self.election_timeout.as_nanos() / hb.as_nanos()).max(2);
+        // Ten ticks per heartbeat: Raft randomizes election timeouts in
+        // whole ticks, and with one tick per heartbeat two followers often
+        // drew the same timeout after a leader died, split the vote, and
+        // took another election timeout to recover.
+        let hb = self.heartbeat.max(std::time::Duration::from_millis(10));
+        let tick = hb / TICKS_PER_HEARTBEAT;
+        let ratio = (self.election_timeout.as_nanos() / tick.as_nanos())
+            .max(2 * u128::from(TICKS_PER_HEARTBEAT));
         RaftOptions {
             id: crate::cluster::raft_id(&self.name),
             // A new cluster's voters are in its bootstrap snapshot; a
             // joining master learns them from the leader's snapshot.
             voters: Vec::new(),
-            tick: hb,
-            election_tick: usize::try_from(ratio).unwrap_or(10),
-            heartbeat_tick: 1,
+            tick,
+            election_tick: usize::try_from(ratio).unwrap_or(100),
+            heartbeat_tick: TICKS_PER_HEARTBEAT as usize,
             snapshot_every: self.snapshot_every.max(1),
             ..RaftOptions::default()
         }
     }
 }
+
+/// Raft ticks per heartbeat interval (see [`HaConfig::raft_options`]).
+const TICKS_PER_HEARTBEAT: u32 = 10;
 
 /// A running master.
 pub struct Master {

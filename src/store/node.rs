@@ -696,11 +696,13 @@ impl NodeCore {
         let mut dead = Vec::new();
         let leaderless = !self.leader_known();
         let no_leader_ticks = self.no_leader_ticks();
+        // About a heartbeat (at least two ticks) between re-issues.
+        let reissue_ticks = (self.opts.heartbeat_tick as u64).max(2);
         for (id, p) in self.reads_in_flight.iter_mut() {
             let waited = self.now.saturating_sub(p.created);
             if waited >= self.timeout_ticks || (leaderless && waited >= no_leader_ticks) {
                 dead.push(*id);
-            } else if self.now.saturating_sub(p.issued) >= 2 {
+            } else if self.now.saturating_sub(p.issued) >= reissue_ticks {
                 p.issued = self.now;
                 reissue.push(*id);
             }

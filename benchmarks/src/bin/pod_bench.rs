@@ -121,21 +121,24 @@ fn start(bin: &Path) -> Result<Cluster> {
                 if let Ok(mut l) = sink.lock() {
                     l.push(line);
                 }
-            } else if line.contains("WARN") || line.contains("ERROR") {
+            } else if line.contains("WARN") || line.contains("ERROR") || line.contains("panic") {
                 eprintln!("{line}");
             }
         }
     });
     let out = child.stdout.take().context("stdout")?;
-    let mut url = None;
-    for line in BufReader::new(out).lines() {
-        let line = line?;
-        if let Some(u) = line.strip_prefix("wasmk is up: API at ") {
-            url = Some(u.trim().to_string());
-            break;
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep reading stdout so the cluster never writes to a closed pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(u) = line.strip_prefix("wasmk is up: API at ") {
+                let _ = tx.send(u.trim().to_string());
+            }
         }
-    }
-    let url = url.context("wasmk up did not print its address")?;
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
+        .context("wasmk up did not print its address")?;
     let kubeconfig = std::fs::read_to_string(data.join("kubeconfig"))?;
     let token = kubeconfig
         .lines()

@@ -63,6 +63,10 @@ struct Args {
     /// Run wasmk only.
     #[arg(long)]
     skip_etcd: bool,
+    /// Keep the data directories and logs (WASMK_LOG sets the masters' log
+    /// level; warn by default).
+    #[arg(long)]
+    keep: bool,
 }
 
 const MEMBERS: usize = 3;
@@ -98,7 +102,10 @@ impl Member {
         let (program, args) = self.cmd.split_first().context("empty command")?;
         let mut child = Command::new(program)
             .args(args)
-            .env("WASMK_LOG", "warn")
+            .env(
+                "WASMK_LOG",
+                std::env::var("WASMK_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -430,7 +437,7 @@ async fn load(cluster: &Cluster, clients: usize, seconds: u64, round: usize) -> 
 
 /// Kills the leader `rounds` times; returns kill -> first acknowledged
 /// write, in ms, per round.
-async fn failovers(cluster: &mut Cluster, rounds: usize) -> Result<Vec<f64>> {
+async fn failovers(cluster: &mut Cluster, rounds: usize, verbose: bool) -> Result<Vec<f64>> {
     let mut times = Vec::new();
     for round in 0..rounds {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -471,6 +478,14 @@ async fn failovers(cluster: &mut Cluster, rounds: usize) -> Result<Vec<f64>> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         times.push(took.as_secs_f64() * 1000.0);
+        if verbose {
+            println!(
+                "  round {round}: killed {} at {:?}; a write was accepted {} ms later",
+                cluster.members[leader].name,
+                std::time::SystemTime::now() - took,
+                took.as_millis()
+            );
+        }
         cluster.members[leader].start()?;
         cluster.ready().await?;
         // Let the restarted member settle before the next kill.
@@ -519,7 +534,7 @@ async fn run(mut cluster: Cluster, args: &Args) -> Result<Report> {
         );
         writes.push((c, f));
     }
-    let failover = failovers(&mut cluster, args.failovers).await?;
+    let failover = failovers(&mut cluster, args.failovers, args.keep).await?;
     println!(
         "failover (kill -9 of the leader -> first acknowledged write): {}",
         summary(&failover)
@@ -537,13 +552,19 @@ async fn main() -> Result<()> {
         );
     }
     std::fs::create_dir_all(&args.dir)?;
-    let root = tempfile::Builder::new()
+    let mut root = tempfile::Builder::new()
         .prefix("raft-bench-")
         .tempdir_in(&args.dir)
         .with_context(|| format!("a directory in {}", args.dir.display()))?;
+    root.disable_cleanup(args.keep);
     println!(
-        "data directories under {} (logs there too, removed at the end)",
-        root.path().display()
+        "data directories under {} (logs there too; {})",
+        root.path().display(),
+        if args.keep {
+            "kept"
+        } else {
+            "removed at the end"
+        }
     );
     let wasmk_dir = root.path().join("wasmk");
     std::fs::create_dir_all(&wasmk_dir)?;
