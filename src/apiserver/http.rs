@@ -365,6 +365,26 @@ fn parse_resource_path(path: &str) -> Option<ResourcePath> {
     Some(p)
 }
 
+/// Reads and discards a small request body before an early error answer.
+/// Over HTTP/2, answering while the client still sends makes the server
+/// reset the stream, and some clients (curl) then report a framing error
+/// instead of the answer. Bounded in size and time: a large or slow body
+/// is cut off as before.
+async fn drain_body(req: Request<Incoming>) {
+    const MAX: usize = 1 << 20;
+    let drain = async {
+        let mut body = req.into_body();
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, Bytes::len);
+            if seen > MAX {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+}
+
 async fn read_body(req: Request<Incoming>, limit: usize) -> ApiResult<Bytes> {
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
@@ -539,10 +559,13 @@ async fn route(server: &Arc<ApiServer>, req: Request<Incoming>) -> ApiResult<Res
         _ => {}
     }
     let user = match &server.auth {
-        Some(auth) => Some(
-            auth.authenticate(req.headers())
-                .map_err(|e| ApiError::unauthorized(format!("Unauthorized: {e}")))?,
-        ),
+        Some(auth) => match auth.authenticate(req.headers()) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                drain_body(req).await;
+                return Err(ApiError::unauthorized(format!("Unauthorized: {e}")));
+            }
+        },
         None => None,
     };
     let ctx = RequestContext {

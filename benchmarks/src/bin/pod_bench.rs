@@ -126,19 +126,12 @@ fn start(bin: &Path) -> Result<Cluster> {
             }
         }
     });
-    let out = child.stdout.take().context("stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Keep reading stdout so the cluster never writes to a closed pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(u) = line.strip_prefix("wasmk is up: API at ") {
-                let _ = tx.send(u.trim().to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(60))
-        .context("wasmk up did not print its address")?;
+    let url = wasmk_benchmarks::wait_for_line(
+        &mut child,
+        "wasmk is up: API at ",
+        Duration::from_secs(60),
+    )
+    .context("wasmk up did not print its address")?;
     let kubeconfig = std::fs::read_to_string(data.join("kubeconfig"))?;
     let token = kubeconfig
         .lines()
