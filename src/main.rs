@@ -2,6 +2,9 @@ fn main() {
     // Fast path for sandbox processes (`wasmk sandbox --spec FILE`): nothing
     // else is initialised, to keep their start-up and memory minimal.
     let args: Vec<std::ffi::OsString> = std::env::args_os().take(4).collect();
+    if args.len() >= 2 && args[1] == wasmk::sandbox::LAUNCHER_SUBCOMMAND {
+        std::process::exit(wasmk::sandbox::launcher_main());
+    }
     if args.len() >= 3 && args[1] == "sandbox" {
         let spec = if args[2] == "--spec" {
             args.get(3).map(std::path::PathBuf::from)

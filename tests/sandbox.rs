@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -12,8 +13,8 @@ use wasmk::sandbox::logs::{LogOptions, log_files, read_logs};
 use wasmk::sandbox::spec::{EXIT_OOM, EXIT_START_ERROR, EXIT_TERMINATED, EXIT_TRAP};
 use wasmk::sandbox::testing::sample;
 use wasmk::sandbox::{
-    CacheError, EnvVar, LogRotation, ModuleCache, ModuleKind, Preopen, SandboxChild, SandboxSpec,
-    StartStatus, TerminationReason, TerminationRecord, spawn_sandbox,
+    CacheError, EnvVar, Launcher, LogRotation, ModuleCache, ModuleKind, Preopen, SandboxChild,
+    SandboxSpec, StartStatus, TerminationReason, TerminationRecord, spawn_sandbox,
 };
 
 /// Upper bound for any single sandbox run; tests fail (and kill the child)
@@ -31,11 +32,35 @@ fn digest_of(path: &Path) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// The launcher all tests of this process share (it makes the test process
+/// a child subreaper, so launched sandboxes are its children).
+fn launcher() -> &'static Launcher {
+    static LAUNCHER: OnceLock<Launcher> = OnceLock::new();
+    LAUNCHER.get_or_init(|| Launcher::new(&exe()).unwrap())
+}
+
 /// A temp dir with a compile cache, and helpers to run samples in it.
 struct Node {
     dir: tempfile::TempDir,
     engine: wasmtime::Engine,
     cache: ModuleCache,
+    /// Start sandboxes through the launcher instead of exec.
+    launched: bool,
+}
+
+/// Both kinds of sample, each on both kinds of node.
+fn kinds_and_nodes() -> Vec<(ModuleKind, Node)> {
+    [ModuleKind::Module, ModuleKind::Component]
+        .into_iter()
+        .flat_map(|k| nodes().map(|n| (k, n)))
+        .collect()
+}
+
+/// One node that execs sandboxes and one that launches them by fork.
+fn nodes() -> [Node; 2] {
+    let mut launched = Node::new();
+    launched.launched = true;
+    [Node::new(), launched]
 }
 
 impl Node {
@@ -46,6 +71,7 @@ impl Node {
             engine: new_engine(EngineRole::Compiler, None).unwrap(),
             cache,
             dir,
+            launched: false,
         }
     }
 
@@ -87,13 +113,32 @@ impl Node {
     fn start(&self, spec: &SandboxSpec) -> Running {
         let spec_path = self.path("spec.json");
         spec.write(&spec_path).unwrap();
-        let sandbox = spawn_sandbox(&exe(), &spec_path, None).unwrap();
+        let (pid, start) = if self.launched {
+            let l = launcher()
+                .launch(&spec_path, &[])
+                .unwrap_or_else(|e| panic!("launch {}: {e}", spec_path.display()));
+            (l.pid, l.start)
+        } else {
+            let sandbox = spawn_sandbox(&exe(), &spec_path, None).unwrap();
+            (sandbox.child.id(), sandbox.start)
+        };
         Running {
-            child: sandbox.child,
-            start: Some(sandbox.start),
+            pid,
+            start: Some(start),
             record_path: spec.termination_record_path.clone(),
             log_path: spec.log_path.clone(),
         }
+    }
+
+    /// Runs through the launcher to completion.
+    fn run_launched(&self, spec: &SandboxSpec) -> Outcome {
+        let node = Node {
+            dir: tempfile::tempdir().unwrap(),
+            engine: self.engine.clone(),
+            cache: ModuleCache::new(self.path("cache")).unwrap(),
+            launched: true,
+        };
+        node.run(spec)
     }
 
     /// Runs to completion and returns the record, the log and the status.
@@ -105,7 +150,8 @@ impl Node {
 }
 
 struct Running {
-    child: std::process::Child,
+    /// Our child, exec'd or launched.
+    pid: u32,
     start: Option<wasmk::sandbox::StartSignal>,
     record_path: PathBuf,
     log_path: PathBuf,
@@ -127,19 +173,34 @@ impl Running {
 
     fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, signal) };
+        unsafe { libc::kill(self.pid as i32, signal) };
+    }
+
+    /// Reaps the child if it has exited.
+    fn try_wait(&self) -> Option<ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with a valid status pointer.
+        let r = unsafe { libc::waitpid(self.pid as i32, &mut status, libc::WNOHANG) };
+        assert!(
+            r >= 0,
+            "waitpid {}: {}",
+            self.pid,
+            std::io::Error::last_os_error()
+        );
+        (r == self.pid as i32).then(|| ExitStatus::from_raw(status))
     }
 
     /// Waits up to `bound` for exit (killing the child and failing after).
-    fn finish(mut self, started: StartStatus, bound: Duration) -> Outcome {
+    fn finish(self, started: StartStatus, bound: Duration) -> Outcome {
         let deadline = Instant::now() + bound;
         let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.try_wait() {
                 break status;
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                self.signal(libc::SIGKILL);
+                let _ = self.try_wait();
                 panic!("sandbox did not exit within {bound:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -172,72 +233,75 @@ fn assert_outcome(o: &Outcome, code: i32, reason: TerminationReason, started: bo
 
 #[test]
 fn hello_core_module_sees_args_and_env() {
-    let node = Node::new();
-    let mut spec = node.spec("hello", ModuleKind::Module, &["one", "two words"]);
-    spec.env = vec![
-        EnvVar {
-            name: "GREETING".into(),
-            value: "hi there".into(),
-        },
-        EnvVar {
-            name: "EMPTY".into(),
-            value: String::new(),
-        },
-    ];
-    let o = node.run(&spec);
-    assert_outcome(&o, 0, TerminationReason::Completed, true);
-    assert!(
-        o.log.contains("arg[0]=app\narg[1]=one\narg[2]=two words\n"),
-        "{}",
-        o.log
-    );
-    assert!(
-        o.log.contains("env GREETING=hi there\nenv EMPTY=\n"),
-        "{}",
-        o.log
-    );
-    assert!(
-        !o.log.contains("env PATH="),
-        "host env must not leak: {}",
-        o.log
-    );
-    // The raw file is CRI formatted.
-    let raw = std::fs::read_to_string(&spec.log_path).unwrap();
-    let first = raw.lines().next().unwrap();
-    let parts: Vec<&str> = first.splitn(4, ' ').collect();
-    assert!(parts[0].ends_with('Z') && parts[0].len() == 30, "{first}");
-    assert_eq!(&parts[1..], &["stdout", "F", "arg[0]=app"]);
+    for node in nodes() {
+        let mut spec = node.spec("hello", ModuleKind::Module, &["one", "two words"]);
+        spec.env = vec![
+            EnvVar {
+                name: "GREETING".into(),
+                value: "hi there".into(),
+            },
+            EnvVar {
+                name: "EMPTY".into(),
+                value: String::new(),
+            },
+        ];
+        let o = node.run(&spec);
+        assert_outcome(&o, 0, TerminationReason::Completed, true);
+        assert!(
+            o.log.contains("arg[0]=app\narg[1]=one\narg[2]=two words\n"),
+            "{}",
+            o.log
+        );
+        assert!(
+            o.log.contains("env GREETING=hi there\nenv EMPTY=\n"),
+            "{}",
+            o.log
+        );
+        assert!(
+            !o.log.contains("env PATH="),
+            "host env must not leak: {}",
+            o.log
+        );
+        // The raw file is CRI formatted.
+        let raw = std::fs::read_to_string(&spec.log_path).unwrap();
+        let first = raw.lines().next().unwrap();
+        let parts: Vec<&str> = first.splitn(4, ' ').collect();
+        assert!(parts[0].ends_with('Z') && parts[0].len() == 30, "{first}");
+        assert_eq!(&parts[1..], &["stdout", "F", "arg[0]=app"]);
+    }
 }
 
 #[test]
 fn hello_component_sees_args_and_env() {
-    let node = Node::new();
-    let mut spec = node.spec("hello", ModuleKind::Component, &["p2"]);
-    spec.env = vec![EnvVar {
-        name: "MODE".into(),
-        value: "component".into(),
-    }];
-    let o = node.run(&spec);
-    assert_outcome(&o, 0, TerminationReason::Completed, true);
-    assert!(o.log.contains("arg[0]=app\narg[1]=p2\n"), "{}", o.log);
-    assert!(o.log.contains("env MODE=component\n"), "{}", o.log);
+    for node in nodes() {
+        let mut spec = node.spec("hello", ModuleKind::Component, &["p2"]);
+        spec.env = vec![EnvVar {
+            name: "MODE".into(),
+            value: "component".into(),
+        }];
+        let o = node.run(&spec);
+        assert_outcome(&o, 0, TerminationReason::Completed, true);
+        assert!(o.log.contains("arg[0]=app\narg[1]=p2\n"), "{}", o.log);
+        assert!(o.log.contains("env MODE=component\n"), "{}", o.log);
+    }
 }
 
 #[test]
 fn fail_exits_3_with_error() {
-    let node = Node::new();
-    let o = node.run(&node.spec("fail", ModuleKind::Module, &[]));
-    assert_outcome(&o, 3, TerminationReason::Error, true);
-    assert!(o.record.message.contains("status 3"), "{:?}", o.record);
-    assert!(o.log.contains("about to fail\n"), "{}", o.log);
-    assert!(
-        o.log.contains("exiting with status 3 on purpose"),
-        "{}",
-        o.log
-    );
-    // stderr records are marked as such.
-    let raw = std::fs::read_to_string(node.path("app.log")).unwrap();
-    assert!(raw.contains(" stderr F fail: exiting"), "{raw}");
+    for node in nodes() {
+        let o = node.run(&node.spec("fail", ModuleKind::Module, &[]));
+        assert_outcome(&o, 3, TerminationReason::Error, true);
+        assert!(o.record.message.contains("status 3"), "{:?}", o.record);
+        assert!(o.log.contains("about to fail\n"), "{}", o.log);
+        assert!(
+            o.log.contains("exiting with status 3 on purpose"),
+            "{}",
+            o.log
+        );
+        // stderr records are marked as such.
+        let raw = std::fs::read_to_string(node.path("app.log")).unwrap();
+        assert!(raw.contains(" stderr F fail: exiting"), "{raw}");
+    }
 }
 
 #[test]
@@ -258,8 +322,7 @@ fn volume(node: &Node) -> PathBuf {
 
 #[test]
 fn config_reader_reads_a_read_only_volume() {
-    for kind in [ModuleKind::Module, ModuleKind::Component] {
-        let node = Node::new();
+    for (kind, node) in kinds_and_nodes() {
         let mut spec = node.spec("config-reader", kind, &["/config/app.conf"]);
         spec.preopens = vec![Preopen {
             host_path: volume(&node),
@@ -274,8 +337,7 @@ fn config_reader_reads_a_read_only_volume() {
 
 #[test]
 fn file_system_is_limited_to_preopens() {
-    for kind in [ModuleKind::Module, ModuleKind::Component] {
-        let node = Node::new();
+    for (kind, node) in kinds_and_nodes() {
         let ro = volume(&node);
         let rw = node.path("scratch");
         std::fs::create_dir_all(&rw).unwrap();
@@ -346,8 +408,7 @@ fn file_system_is_limited_to_preopens() {
 
 #[test]
 fn sigterm_stops_an_infinite_loop_via_epoch() {
-    for kind in [ModuleKind::Module, ModuleKind::Component] {
-        let node = Node::new();
+    for (kind, node) in kinds_and_nodes() {
         let mut running = node.start(&node.spec("infinite-loop", kind, &[]));
         let started = running.wait_started();
         assert_eq!(started, StartStatus::Started);
@@ -365,8 +426,7 @@ fn sigterm_stops_an_infinite_loop_via_epoch() {
 
 #[test]
 fn sigterm_stops_a_sleeping_worker() {
-    for kind in [ModuleKind::Module, ModuleKind::Component] {
-        let node = Node::new();
+    for (kind, node) in kinds_and_nodes() {
         let mut running = node.start(&node.spec("worker", kind, &[]));
         let started = running.wait_started();
         wait_for_log(&node.path("app.log"), "heartbeat 0");
@@ -397,8 +457,7 @@ fn wait_for_log(path: &Path, needle: &str) {
 
 #[test]
 fn memory_bomb_is_oom_killed() {
-    for kind in [ModuleKind::Module, ModuleKind::Component] {
-        let node = Node::new();
+    for (kind, node) in kinds_and_nodes() {
         let mut spec = node.spec("memory-bomb", kind, &[]);
         spec.memory_limit_bytes = Some(32 << 20);
         let o = node.run(&spec);
@@ -415,8 +474,7 @@ fn memory_bomb_is_oom_killed() {
 
 #[test]
 fn deep_recursion_is_a_stack_overflow_error() {
-    for kind in [ModuleKind::Module, ModuleKind::Component] {
-        let node = Node::new();
+    for (kind, node) in kinds_and_nodes() {
         let mut spec = node.spec("deep-recursion", kind, &[]);
         spec.max_wasm_stack_bytes = Some(256 * 1024);
         let o = node.run(&spec);
@@ -432,8 +490,7 @@ fn deep_recursion_is_a_stack_overflow_error() {
 
 #[test]
 fn trap_is_an_error_naming_the_trap() {
-    for kind in [ModuleKind::Module, ModuleKind::Component] {
-        let node = Node::new();
+    for (kind, node) in kinds_and_nodes() {
         let o = node.run(&node.spec("trap", kind, &[]));
         assert_outcome(&o, EXIT_TRAP, TerminationReason::Error, true);
         assert!(o.record.message.contains("unreachable"), "{:?}", o.record);
@@ -476,16 +533,17 @@ fn output_flood_is_bounded_by_rotation() {
 
 #[test]
 fn missing_import_is_a_start_error_naming_it() {
-    let node = Node::new();
-    let o = node.run(&node.spec("missing-import", ModuleKind::Module, &[]));
-    assert_outcome(&o, EXIT_START_ERROR, TerminationReason::StartError, false);
-    assert!(
-        o.record.message.contains("no_such_function"),
-        "{:?}",
-        o.record
-    );
-    assert!(o.record.message.contains("wasmk:test"), "{:?}", o.record);
-    assert_eq!(o.log, "");
+    for node in nodes() {
+        let o = node.run(&node.spec("missing-import", ModuleKind::Module, &[]));
+        assert_outcome(&o, EXIT_START_ERROR, TerminationReason::StartError, false);
+        assert!(
+            o.record.message.contains("no_such_function"),
+            "{:?}",
+            o.record
+        );
+        assert!(o.record.message.contains("wasmk:test"), "{:?}", o.record);
+        assert_eq!(o.log, "");
+    }
 }
 
 #[test]
@@ -655,4 +713,114 @@ fn idle_pss_at_scale() {
         .map(PathBuf::from)
         .unwrap_or_else(exe);
     measure_idle_pss(count, &exe);
+}
+
+/// Field `n` (1-based, as in proc(5)) of `/proc/PID/stat`.
+fn stat_field(pid: u32, n: usize) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(n - 3)?.parse().ok()
+}
+
+fn threads(pid: u32) -> Option<i64> {
+    stat_field(pid, 20)
+}
+
+#[test]
+fn launched_sandboxes_join_first_and_are_our_children() {
+    let node = Node::new();
+    let spec = node.spec("worker", ModuleKind::Module, &[]);
+    let spec_path = node.path("spec.json");
+    spec.write(&spec_path).unwrap();
+    // Stand-ins for cgroup join files: the sandbox writes "0" to each.
+    let joins: Vec<std::fs::File> = ["cpu", "memory"]
+        .iter()
+        .map(|h| std::fs::File::create(node.path(h)).unwrap())
+        .collect();
+    let fds: Vec<_> = joins.iter().map(std::os::fd::AsFd::as_fd).collect();
+    let l = launcher().launch(&spec_path, &fds).unwrap();
+    drop(joins);
+    for h in ["cpu", "memory"] {
+        assert_eq!(std::fs::read_to_string(node.path(h)).unwrap(), "0", "{h}");
+    }
+    let running = Running {
+        pid: l.pid,
+        start: Some(l.start),
+        record_path: spec.termination_record_path.clone(),
+        log_path: spec.log_path.clone(),
+    };
+    let mut running = running;
+    let started = running.wait_started();
+    assert_eq!(started, StartStatus::Started);
+    wait_for_log(&spec.log_path, "heartbeat 0");
+    // Our child, leading its own session, one thread; the launcher too is
+    // single-threaded.
+    assert_eq!(stat_field(l.pid, 4), Some(i64::from(std::process::id())));
+    assert_eq!(stat_field(l.pid, 6), Some(i64::from(l.pid)), "session");
+    assert_eq!(threads(l.pid), Some(1));
+    let launcher_pid = launcher().pid().unwrap();
+    assert_eq!(threads(launcher_pid), Some(1));
+    assert_ne!(launcher_pid, l.pid);
+    running.signal(libc::SIGTERM);
+    let o = running.finish(started, GRACE);
+    assert_outcome(&o, EXIT_TERMINATED, TerminationReason::Terminated, true);
+}
+
+#[test]
+fn a_failed_join_stops_the_launch_before_the_module() {
+    let node = Node::new();
+    let spec = node.spec("hello", ModuleKind::Module, &[]);
+    let spec_path = node.path("spec.json");
+    spec.write(&spec_path).unwrap();
+    std::fs::write(node.path("tasks"), "").unwrap();
+    // Read-only: the sandbox's write fails as a refused join would.
+    let ro = std::fs::File::open(node.path("tasks")).unwrap();
+    let err = launcher()
+        .launch(&spec_path, &[std::os::fd::AsFd::as_fd(&ro)])
+        .unwrap_err();
+    assert!(
+        matches!(err, wasmk::sandbox::LaunchError::Failed(_)),
+        "{err}"
+    );
+    assert!(!spec.log_path.exists(), "the module must not have run");
+    assert!(!spec.termination_record_path.exists());
+    // The launcher goes on serving.
+    let o = node.run_launched(&spec);
+    assert_outcome(&o, 0, TerminationReason::Completed, true);
+}
+
+#[test]
+fn a_killed_launcher_is_replaced() {
+    let node = Node::new();
+    let spec = node.spec("hello", ModuleKind::Module, &[]);
+    let own = Launcher::new(&exe()).unwrap();
+    let spec_path = node.path("spec.json");
+    spec.write(&spec_path).unwrap();
+    let first = own.launch(&spec_path, &[]).unwrap();
+    let old = own.pid().unwrap();
+    Running {
+        pid: first.pid,
+        start: Some(first.start),
+        record_path: spec.termination_record_path.clone(),
+        log_path: spec.log_path.clone(),
+    }
+    .finish(StartStatus::Started, RUN_BOUND);
+    // SAFETY: kill(2) of the launcher, a child of this process.
+    unsafe { libc::kill(old as i32, libc::SIGKILL) };
+    // Not restarted more than once a second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = own.launch(&spec_path, &[]).unwrap();
+    assert_ne!(own.pid(), Some(old));
+    let o = Running {
+        pid: second.pid,
+        start: Some(second.start),
+        record_path: spec.termination_record_path.clone(),
+        log_path: spec.log_path.clone(),
+    }
+    .finish(StartStatus::Started, RUN_BOUND);
+    assert_eq!(o.record.reason, TerminationReason::Completed);
+    // Dropping the handle ends the launcher.
+    let pid = own.pid().unwrap();
+    drop(own);
+    assert!(stat_field(pid, 4).is_none(), "launcher {pid} still there");
 }

@@ -13,7 +13,7 @@ use super::process::{self, ContainerCheckpoint, ExitStatus, ProcessIdentity};
 use crate::api::core::Container;
 use crate::cgroup::{CgroupError, CgroupManager, CgroupPath, Limits};
 use crate::sandbox::{
-    EnvVar, LogRotation, Preopen, SandboxSpec, SpecError, StartSignal, TerminationReason,
+    EnvVar, Launcher, LogRotation, Preopen, SandboxSpec, SpecError, StartSignal, TerminationReason,
     TerminationRecord, spawn_sandbox,
 };
 
@@ -175,6 +175,15 @@ impl Join {
         })
     }
 
+    /// The open join files: writing `0` to each moves the writer in.
+    fn fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        match self {
+            Join::Threads(j) => j.files.iter().map(|(_, f)| f.as_fd()).collect(),
+            Join::Procs(j) => j.fds().collect(),
+        }
+    }
+
     fn as_dyn(&self) -> &dyn crate::sandbox::PreExecJoin {
         match self {
             Join::Threads(j) => j,
@@ -274,12 +283,35 @@ fn mkdir(path: &Path) -> Result<(), SpawnError> {
     })
 }
 
+/// How the agent starts sandbox processes: through the launcher when it
+/// has one (see [`crate::sandbox::launcher`]), else, and whenever the
+/// launcher is unavailable, by exec'ing `EXE sandbox --spec FILE`.
+pub struct Sandboxes {
+    pub exe: PathBuf,
+    pub launcher: Option<Launcher>,
+}
+
+impl Sandboxes {
+    fn start(&self, spec_path: &Path, join: &Join) -> Result<(u32, StartSignal), SpawnError> {
+        if let Some(launcher) = &self.launcher {
+            match launcher.launch(spec_path, &join.fds()) {
+                Ok(l) => return Ok((l.pid, l.start)),
+                Err(e) => {
+                    tracing::warn!(error = %e, spec = %spec_path.display(), "starting the sandbox with exec instead")
+                }
+            }
+        }
+        let child = spawn_sandbox(&self.exe, spec_path, Some(join.as_dyn()))?;
+        Ok((child.child.id(), child.start))
+    }
+}
+
 /// Creates the cgroups, writes the spec and spawns the sandbox, joined to
 /// its cgroup before exec. Blocking: run it off the async threads.
 pub fn spawn(
     layout: &Layout,
     cgroups: &Cgroups,
-    exe: &Path,
+    sandboxes: &Sandboxes,
     boot_id: &str,
     req: SpawnRequest<'_>,
 ) -> Result<Spawned, SpawnError> {
@@ -339,9 +371,8 @@ pub fn spawn(
     let spec_path = layout.spec_path(uid, name, req.attempt);
     spec.write(&spec_path)?;
     let t_spec = t0.elapsed();
-    let child = spawn_sandbox(exe, &spec_path, Some(join.as_dyn()))?;
+    let (pid, start) = sandboxes.start(&spec_path, &join)?;
     let at = Utc::now();
-    let pid = child.child.id();
     // Our child cannot be reaped behind our back, so the pid is stable here.
     let pidfd = process::pidfd_open(pid).map_err(|source| SpawnError::Io {
         op: "open a pidfd for",
@@ -377,7 +408,7 @@ pub fn spawn(
     Ok(Spawned {
         pid,
         pidfd,
-        start: child.start,
+        start,
         at,
         checkpoint,
     })
@@ -723,7 +754,11 @@ mod tests {
             log_rotation: LogRotation::default(),
             pod_checkpoint: None,
         };
-        let err = match spawn(&layout, &cgroups, Path::new("/bin/false"), "b", req) {
+        let sandboxes = Sandboxes {
+            exe: PathBuf::from("/bin/false"),
+            launcher: None,
+        };
+        let err = match spawn(&layout, &cgroups, &sandboxes, "b", req) {
             Err(e) => e,
             Ok(_) => panic!("spawned without a memory controller"),
         };

@@ -128,6 +128,9 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     /// Sandboxes spawned at once.
     pub spawn_parallelism: usize,
+    /// Fork sandboxes from a pre-initialised launcher process (else each
+    /// is a fresh exec of `sandbox_exe`).
+    pub sandbox_launcher: bool,
 }
 
 impl AgentConfig {
@@ -150,6 +153,7 @@ impl AgentConfig {
             sandbox_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("wasmk")),
             labels: BTreeMap::new(),
             spawn_parallelism: 2 * sysinfo::cpu_count().max(1) as usize,
+            sandbox_launcher: true,
         }
     }
 }
@@ -166,6 +170,7 @@ pub struct Ctx {
     pub boot_id: String,
     pub allocatable: Allocatable,
     pub spawn_slots: Semaphore,
+    pub sandboxes: containers::Sandboxes,
 }
 
 /// The node's address when none is configured.
@@ -257,7 +262,23 @@ impl Agent {
             b"",
             crate::auth::ClientAuth::None,
         )?);
+        let launcher = if cfg.sandbox_launcher {
+            match crate::sandbox::Launcher::new(&cfg.sandbox_exe) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no sandbox launcher: every sandbox is exec'd");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let sandboxes = containers::Sandboxes {
+            exe: cfg.sandbox_exe.clone(),
+            launcher,
+        };
         let ctx = Arc::new(Ctx {
+            sandboxes,
             layout: Layout::new(&cfg.data_dir),
             spawn_slots: Semaphore::new(cfg.spawn_parallelism.max(1)),
             cfg,

@@ -776,7 +776,7 @@ impl Starter {
                 containers::spawn(
                     &ctx.layout,
                     &ctx.cgroups,
-                    &ctx.cfg.sandbox_exe,
+                    &ctx.sandboxes,
                     &ctx.boot_id,
                     SpawnRequest {
                         namespace: &pod.metadata.namespace,

@@ -38,6 +38,12 @@ impl CgroupJoin {
         Ok(CgroupJoin { files })
     }
 
+    /// The open files, for a process that joins by writing `0` itself.
+    pub fn fds(&self) -> impl Iterator<Item = std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.files.iter().map(|(_, f)| f.as_fd())
+    }
+
     /// The `cgroup.procs` files this handle writes to.
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().map(|(p, _)| p.as_path())

@@ -9,6 +9,8 @@
 //! - [`run`]: the sandbox process itself ([`sandbox_main`]).
 //! - [`logs`]: CRI-format container logs, rotation and the log readers.
 //! - [`spawn`]: starting sandbox processes from the agent.
+//! - [`launcher`]: a pre-initialised process that forks sandboxes (the
+//!   agent's fast path; [`spawn`] is the fallback).
 //! - [`testing`]: building and locating the sample modules for tests.
 //!
 //! Flow on a node: the agent verifies a module's digest, calls
@@ -20,6 +22,7 @@
 
 pub mod cache;
 pub mod engine;
+pub mod launcher;
 pub mod logs;
 pub mod run;
 pub mod spawn;
@@ -28,6 +31,7 @@ pub mod testing;
 
 pub use cache::{CacheError, CachedArtifact, ModuleCache, detect_kind};
 pub use engine::{EngineRole, engine_config, engine_fingerprint, new_engine};
+pub use launcher::{LAUNCHER_SUBCOMMAND, LaunchError, Launched, Launcher, launcher_main};
 pub use logs::{CriLogWriter, LogError, LogFollower, LogOptions, read_logs};
 pub use run::sandbox_main;
 pub use spawn::{

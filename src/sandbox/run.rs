@@ -32,6 +32,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::engine::{EngineRole, new_engine};
+use super::launcher::Preloaded;
 use super::logs::{CriLogWriter, LogStream};
 use super::spec::{
     EXIT_OOM, EXIT_START_ERROR, EXIT_TERMINATED, EXIT_TRAP, ModuleKind, SandboxSpec,
@@ -350,14 +351,29 @@ enum RunResult {
 /// Runs the container described by `spec` and returns the record to write.
 /// Never panics on bad input: every failure becomes a record.
 pub fn run(spec: &SandboxSpec) -> TerminationRecord {
-    let start_fd = take_start_fd();
+    run_with(spec, take_start_fd(), None, None)
+}
+
+/// [`run`] with the start pipe given, and optionally an engine and the
+/// module already deserialised (by the [`super::launcher`]). The engine is
+/// used only for the default stack size; the module only if it is of the
+/// spec's kind.
+pub(crate) fn run_with(
+    spec: &SandboxSpec,
+    start_fd: Option<OwnedFd>,
+    engine: Option<Engine>,
+    preloaded: Option<Preloaded>,
+) -> TerminationRecord {
     let stop = match StopPipe::install() {
         Ok(s) => s,
         Err(e) => return start_error(format!("cannot install signal handlers: {e}")),
     };
-    let engine = match new_engine(EngineRole::Sandbox, spec.max_wasm_stack_bytes) {
-        Ok(e) => e,
-        Err(e) => return start_error(e.to_string()),
+    let engine = match engine.filter(|_| spec.max_wasm_stack_bytes.is_none()) {
+        Some(e) => e,
+        None => match new_engine(EngineRole::Sandbox, spec.max_wasm_stack_bytes) {
+            Ok(e) => e,
+            Err(e) => return start_error(e.to_string()),
+        },
     };
     let _ = ENGINE.set(engine.clone());
     let writer = match CriLogWriter::open(&spec.log_path, spec.log_rotation) {
@@ -381,7 +397,14 @@ pub fn run(spec: &SandboxSpec) -> TerminationRecord {
         Ok(rt) => rt,
         Err(e) => return start_error(format!("cannot start the WASI runtime: {e}")),
     };
-    let outcome = runtime.block_on(run_module(&engine, spec, sink.clone(), &stop, start_fd));
+    let outcome = runtime.block_on(run_module(
+        &engine,
+        spec,
+        sink.clone(),
+        &stop,
+        start_fd,
+        preloaded,
+    ));
     let log_error = sink.finish();
     let mut record = to_record(outcome, spec);
     if let Some(e) = log_error {
@@ -467,6 +490,7 @@ async fn run_module(
     sink: LogSink,
     stop: &StopPipe,
     start_fd: Option<OwnedFd>,
+    preloaded: Option<Preloaded>,
 ) -> Outcome {
     let mut builder = match wasi_builder(spec, &sink) {
         Ok(b) => b,
@@ -484,7 +508,11 @@ async fn run_module(
             // SAFETY: the artifact was written by the node's compile cache
             // with this engine configuration; wasmtime still checks its
             // header and compatibility before mapping it.
-            let module = match unsafe { Module::deserialize_file(engine, &spec.artifact_path) } {
+            let loaded = match preloaded {
+                Some(Preloaded::Module(m)) => Ok(m),
+                _ => unsafe { Module::deserialize_file(engine, &spec.artifact_path) },
+            };
+            let module = match loaded {
                 Ok(m) => m,
                 Err(e) => {
                     return Outcome::StartFailed(format!(
@@ -545,15 +573,18 @@ async fn run_module(
         }
         ModuleKind::Component => {
             // SAFETY: as for core modules above.
-            let component =
-                match unsafe { Component::deserialize_file(engine, &spec.artifact_path) } {
-                    Ok(c) => c,
-                    Err(e) => {
-                        return Outcome::StartFailed(format!(
-                            "cannot load compiled component {artifact}: {e:#}"
-                        ));
-                    }
-                };
+            let loaded = match preloaded {
+                Some(Preloaded::Component(c)) => Ok(c),
+                _ => unsafe { Component::deserialize_file(engine, &spec.artifact_path) },
+            };
+            let component = match loaded {
+                Ok(c) => c,
+                Err(e) => {
+                    return Outcome::StartFailed(format!(
+                        "cannot load compiled component {artifact}: {e:#}"
+                    ));
+                }
+            };
             let mut linker: wasmtime::component::Linker<P2State> =
                 wasmtime::component::Linker::new(engine);
             if let Err(e) = wasmtime_wasi::p2::add_to_linker_async(&mut linker) {
@@ -706,7 +737,11 @@ pub fn sandbox_main(spec_path: &Path) -> i32 {
             return EXIT_START_ERROR;
         }
     };
-    let record = run(&spec);
+    finish(&spec, run(&spec))
+}
+
+/// Writes the termination record; returns the process's exit status.
+pub(crate) fn finish(spec: &SandboxSpec, record: TerminationRecord) -> i32 {
     if let Err(e) = record.write(&spec.termination_record_path) {
         eprintln!("wasmk sandbox: {e}");
     }

@@ -69,6 +69,11 @@ pub struct StartSignal {
 }
 
 impl StartSignal {
+    /// The read end of a start pipe.
+    pub(crate) fn from_fd(fd: OwnedFd) -> StartSignal {
+        StartSignal { fd }
+    }
+
     /// Blocks until the sandbox reports the start or exits.
     pub fn wait_blocking(self) -> io::Result<StartStatus> {
         let mut file = std::fs::File::from(self.fd);
@@ -188,21 +193,11 @@ fn spawn_with<C>(
             }
             // Threads of the agent may block signals; the sandbox must see
             // SIGTERM.
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            unblock_signals();
             if let Some(JoinPtr(join)) = join {
                 (*join).join_self()?;
             }
-            if write_fd == START_FD {
-                // dup2 onto itself would keep close-on-exec set.
-                if libc::fcntl(START_FD, libc::F_SETFD, 0) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            } else if libc::dup2(write_fd, START_FD) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
+            inherit_as(write_fd, START_FD)
         });
     }
     let result = spawn(&mut cmd);
@@ -218,7 +213,37 @@ fn spawn_with<C>(
     Ok((child, StartSignal { fd: read }))
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+/// Empties the calling thread's signal mask. Async-signal-safe.
+pub(crate) fn unblock_signals() {
+    // SAFETY: sigemptyset and sigprocmask on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Makes `fd` available as `target` across `exec` (for `pre_exec`; only
+/// async-signal-safe calls).
+pub(crate) fn inherit_as(fd: RawFd, target: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl and dup2 on descriptors the caller owns.
+    let r = unsafe {
+        if fd == target {
+            // dup2 onto itself would keep close-on-exec set.
+            libc::fcntl(target, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(fd, target)
+        }
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A pipe whose ends are close-on-exec.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [-1 as RawFd; 2];
     // SAFETY: fds has room for two descriptors. Close-on-exec keeps other
     // children spawned concurrently from inheriting (and holding open) the

@@ -1,0 +1,724 @@
+//! The sandbox launcher: a small, single-threaded process that forks
+//! sandboxes instead of having the agent `exec` a fresh `wasmk sandbox`
+//! for every container (a zygote, as Android starts its apps).
+//!
+//! Why: a fresh sandbox pays for a `fork` of the agent (whose page tables
+//! grow with the API server and the pods it tracks), an `exec` of the
+//! binary, its dynamic relocations, a new wasmtime engine and the
+//! deserialisation of the module: a few milliseconds of CPU each, and its
+//! own private copy of every relocated page. The launcher pays those once.
+//! It builds the sandbox engine and keeps each module it has been asked for
+//! mapped and deserialised, then for each start:
+//!
+//! 1. receives a request over a Unix socket: the spec path, the write end
+//!    of the sandbox's start pipe and the opened cgroup join files (as
+//!    `SCM_RIGHTS`);
+//! 2. forks an intermediate process which forks the sandbox and exits at
+//!    once, so the sandbox is orphaned and re-parented to the agent, which
+//!    marks itself a child subreaper: the sandbox ends up the agent's child
+//!    exactly as an exec'd one would (`waitpid`, pidfds and exit statuses
+//!    work unchanged);
+//! 3. the sandbox starts a new session, points stdio at `/dev/null`, joins
+//!    its cgroups by writing `0` (the caller) to each join file, and only
+//!    then reports its pid; the module runs inside its limits or not at
+//!    all. It then runs the spec with the preloaded engine and module
+//!    exactly as `wasmk sandbox --spec FILE` would;
+//! 4. the launcher reaps the intermediate (the sandbox is now the agent's)
+//!    and answers with the pid, or with the error.
+//!
+//! The launcher must stay single-threaded, as `fork` copies only the
+//! calling thread: it checks this before serving. It exits when the agent
+//! closes its end of the socket (including when the agent dies). Sandboxes
+//! share the launcher's address-space layout (as Android apps share the
+//! zygote's); their memory stays isolated by the process boundary, and
+//! wasm code cannot read host memory in any case.
+//!
+//! When the launcher cannot be used (it fails to start, dies, or answers
+//! with an error) the agent falls back to [`super::spawn_sandbox`].
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::Component;
+use wasmtime::{Engine, Module};
+
+use super::engine::{EngineRole, new_engine};
+use super::spawn::{StartSignal, inherit_as, pipe, unblock_signals};
+use super::spec::{EXIT_START_ERROR, ModuleKind, SandboxSpec};
+
+/// The hidden subcommand that runs the launcher.
+pub const LAUNCHER_SUBCOMMAND: &str = "sandbox-launcher";
+/// The fd the launcher finds its socket on.
+const SOCKET_FD: RawFd = 3;
+/// Largest request: a spec path.
+const MAX_REQUEST: usize = 4096;
+/// Most descriptors in one request: the start pipe and one join file per
+/// cgroup v1 hierarchy.
+const MAX_FDS: usize = 16;
+/// Modules kept deserialised in the launcher; the map is emptied when full.
+const MAX_CACHED_MODULES: usize = 256;
+/// How long the agent waits for an answer before giving up on the launcher.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A launcher that died is not restarted sooner than this.
+const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Why a launch did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("the sandbox launcher is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the sandbox launcher could not start the sandbox: {0}")]
+    Failed(io::Error),
+}
+
+/// A sandbox the launcher started: the agent's child.
+#[derive(Debug)]
+pub struct Launched {
+    pub pid: u32,
+    pub start: StartSignal,
+}
+
+/// The agent's handle on its launcher process. Launches are serialised;
+/// each takes a few hundred microseconds.
+pub struct Launcher {
+    exe: PathBuf,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    conn: Option<Conn>,
+    /// When the launcher last had to be (re)started.
+    started: Option<Instant>,
+}
+
+impl State {
+    /// The socket of a running launcher, started if need be.
+    fn connect(&mut self, exe: &Path) -> Result<RawFd, LaunchError> {
+        if self.conn.is_none() {
+            if self
+                .started
+                .is_some_and(|at| at.elapsed() < RESTART_BACKOFF)
+            {
+                return Err(LaunchError::Unavailable(
+                    "it stopped less than a second ago; not restarting yet".into(),
+                ));
+            }
+            self.started = Some(Instant::now());
+            let conn = start(exe).map_err(|e| {
+                LaunchError::Unavailable(format!("cannot start {}: {e}", exe.display()))
+            })?;
+            self.conn = Some(conn);
+        }
+        match &self.conn {
+            Some(c) => Ok(c.sock.as_raw_fd()),
+            None => Err(LaunchError::Unavailable("not running".into())),
+        }
+    }
+}
+
+struct Conn {
+    child: Child,
+    sock: OwnedFd,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Closing the socket ends the launcher; make sure and reap it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Launcher {
+    /// A launcher running `exe sandbox-launcher`, started on first use.
+    /// Makes this process a child subreaper, so that sandboxes the launcher
+    /// forks become its children.
+    pub fn new(exe: &Path) -> io::Result<Launcher> {
+        // SAFETY: prctl with an integer argument.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Launcher {
+            exe: exe.to_path_buf(),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// The launcher's pid, if it is running.
+    pub fn pid(&self) -> Option<u32> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.conn.as_ref().map(|c| c.child.id())
+    }
+
+    /// Starts the sandbox for `spec_path`, joined to the cgroups whose
+    /// join files (`tasks` on v1, `cgroup.procs` on v2) are given, before
+    /// its module runs. Blocking.
+    pub fn launch(
+        &self,
+        spec_path: &Path,
+        join: &[BorrowedFd<'_>],
+    ) -> Result<Launched, LaunchError> {
+        let request = spec_path.as_os_str().as_bytes();
+        if request.is_empty() || request.len() > MAX_REQUEST || join.len() + 1 > MAX_FDS {
+            return Err(LaunchError::Unavailable(format!(
+                "request too large ({} bytes, {} join files)",
+                request.len(),
+                join.len()
+            )));
+        }
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (read, write) = pipe().map_err(LaunchError::Failed)?;
+        let mut fds = vec![write.as_raw_fd()];
+        fds.extend(join.iter().map(|f| f.as_raw_fd()));
+        // A launcher found dead when sending (it never saw the request) is
+        // replaced once, right away.
+        let mut attempts = 0;
+        let sock = loop {
+            attempts += 1;
+            let sock = state.connect(&self.exe)?;
+            match send_with_fds(sock, request, &fds) {
+                Ok(()) => break sock,
+                Err(e) => {
+                    state.conn = None;
+                    if attempts >= 2 {
+                        return Err(LaunchError::Unavailable(e.to_string()));
+                    }
+                }
+            }
+        };
+        let mut buf = [0u8; 8];
+        let reply = recv_with_fds(sock, &mut buf, 0);
+        drop(write);
+        match reply {
+            Ok((n, _)) if n == buf.len() => {}
+            other => {
+                // Out of step or gone: never reuse this connection.
+                state.conn = None;
+                let why = match other {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "the launcher closed its socket".into(),
+                };
+                return Err(LaunchError::Unavailable(why));
+            }
+        }
+        let pid = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let errno = i32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        if errno != 0 {
+            if pid != 0 {
+                // It exits at once; it is ours to reap.
+                wait_blocking(pid);
+            }
+            return Err(LaunchError::Failed(io::Error::from_raw_os_error(errno)));
+        }
+        if pid == 0 {
+            return Err(LaunchError::Failed(io::Error::other(
+                "no pid in the answer",
+            )));
+        }
+        Ok(Launched {
+            pid,
+            start: StartSignal::from_fd(read),
+        })
+    }
+}
+
+/// Starts `exe sandbox-launcher` with its end of a new socket pair.
+fn start(exe: &Path) -> io::Result<Conn> {
+    let mut fds = [-1 as RawFd; 2];
+    // SAFETY: fds has room for two descriptors.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: socketpair returned two fresh descriptors.
+    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let timeout = libc::timeval {
+        tv_sec: REPLY_TIMEOUT.as_secs() as libc::time_t,
+        tv_usec: 0,
+    };
+    // SAFETY: setsockopt with a timeval of the right size.
+    unsafe {
+        libc::setsockopt(
+            ours.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+    }
+    let child_fd = theirs.as_raw_fd();
+    let mut cmd = Command::new(exe);
+    // Room in the process's argument area for each sandbox to show its
+    // spec there (see [`set_title`]).
+    cmd.arg(LAUNCHER_SUBCOMMAND)
+        .arg(" ".repeat(TITLE_ROOM))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    // SAFETY: only async-signal-safe calls (sigprocmask, dup2, fcntl).
+    unsafe {
+        cmd.pre_exec(move || {
+            unblock_signals();
+            inherit_as(child_fd, SOCKET_FD)
+        });
+    }
+    let child = cmd.spawn()?;
+    drop(theirs);
+    Ok(Conn { child, sock: ours })
+}
+
+/// Bytes of padding argument the launcher is started with.
+const TITLE_ROOM: usize = 1024;
+
+/// Rewrites this process's command line (`/proc/self/cmdline`, what `ps`
+/// shows) in place, within the argument area the kernel recorded at exec;
+/// a longer title is cut. Forked sandboxes use it to read
+/// `wasmk sandbox --spec FILE` like exec'd ones, so operators and tools find
+/// a pod's process by its spec path (which holds the pod's UID).
+fn set_title(title: &[u8]) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return;
+    };
+    // Fields 48 and 49: arg_start and arg_end.
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let (Some(start), Some(end)) = (
+        fields.get(45).and_then(|f| f.parse::<usize>().ok()),
+        fields.get(46).and_then(|f| f.parse::<usize>().ok()),
+    ) else {
+        return;
+    };
+    if end <= start + 1 {
+        return;
+    }
+    let room = end - start;
+    let n = title.len().min(room - 1);
+    // SAFETY: [start, end) is this process's argument area on its own
+    // stack, mapped and writable for its whole life; nothing else writes to
+    // it, and the strings std keeps pointers to stay NUL-terminated.
+    unsafe {
+        let area = start as *mut u8;
+        std::ptr::copy_nonoverlapping(title.as_ptr(), area, n);
+        std::ptr::write_bytes(area.add(n), 0, room - n);
+    }
+}
+
+/// Waits for our child `pid` to exit (it is known to be exiting).
+fn wait_blocking(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    let mut status = 0;
+    // SAFETY: waitpid on a specific pid with a valid status pointer.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+        && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+    {}
+}
+
+/// Sends one datagram of `data` carrying `fds`.
+fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let payload = std::mem::size_of_val(fds);
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
+    // u64s keep the control buffer aligned for cmsghdr.
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: a zeroed msghdr is valid; the pointers set below outlive
+    // the sendmsg call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: the control buffer has room for one header and the fds.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(payload as u32) as _;
+            std::ptr::copy_nonoverlapping(
+                fds.as_ptr().cast::<u8>(),
+                libc::CMSG_DATA(cmsg),
+                payload,
+            );
+        }
+    }
+    loop {
+        // SAFETY: msg points at live buffers.
+        let n = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Receives one datagram into `buf`, with up to `max_fds` descriptors
+/// (close-on-exec). A truncated datagram or descriptor list is an error.
+fn recv_with_fds(sock: RawFd, buf: &mut [u8], max_fds: usize) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE((max_fds.max(1) * size_of::<RawFd>()) as u32) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: a zeroed msghdr is valid; the buffers outlive recvmsg.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    let n = loop {
+        // SAFETY: msg points at live buffers.
+        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: walks the control messages recvmsg filled in; each SCM_RIGHTS
+    // payload holds descriptors that are now ours.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let header = libc::CMSG_LEN(0) as usize;
+                let count = ((*cmsg).cmsg_len as usize).saturating_sub(header) / size_of::<RawFd>();
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "truncated message",
+        ));
+    }
+    Ok((n, fds))
+}
+
+/// A module or component deserialised ahead of the fork.
+#[derive(Clone)]
+pub(crate) enum Preloaded {
+    Module(Module),
+    Component(Component),
+}
+
+/// The launcher process's `main`. Returns the exit status.
+pub fn launcher_main() -> i32 {
+    // SAFETY: fstat only inspects the descriptor.
+    let is_socket = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(SOCKET_FD, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+    };
+    if !is_socket {
+        eprintln!(
+            "wasmk {LAUNCHER_SUBCOMMAND}: fd {SOCKET_FD} is not a socket; this command is run by the node agent"
+        );
+        return 2;
+    }
+    // SAFETY: fd 3 was handed to us to own.
+    let sock = unsafe { OwnedFd::from_raw_fd(SOCKET_FD) };
+    // SAFETY: fcntl on our own fd: the sandboxes must not inherit it past
+    // an exec (they close it anyway).
+    unsafe { libc::fcntl(SOCKET_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let devnull = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        Ok(f) => OwnedFd::from(f),
+        Err(e) => {
+            eprintln!("wasmk {LAUNCHER_SUBCOMMAND}: cannot open /dev/null: {e}");
+            return 1;
+        }
+    };
+    // Sandboxes that ask for a non-default stack build their own engine.
+    let engine = new_engine(EngineRole::Sandbox, None).ok();
+    match thread_count() {
+        Some(1) => {}
+        other => {
+            eprintln!(
+                "wasmk {LAUNCHER_SUBCOMMAND}: must be single-threaded to fork, has {other:?} threads"
+            );
+            return 1;
+        }
+    }
+    let exe = std::env::args_os().next().unwrap_or_default();
+    set_title(&title(&exe, &[LAUNCHER_SUBCOMMAND.as_ref()]));
+    let mut modules: HashMap<PathBuf, Preloaded> = HashMap::new();
+    let mut buf = vec![0u8; MAX_REQUEST];
+    loop {
+        let (n, fds) = match recv_with_fds(sock.as_raw_fd(), &mut buf, MAX_FDS) {
+            Ok((0, _)) => return 0,
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                let _ = reply(&sock, 0, libc::EINVAL);
+                continue;
+            }
+            Err(_) => return 0,
+        };
+        let mut fds = fds.into_iter();
+        let Some(start) = fds.next() else {
+            let _ = reply(&sock, 0, libc::EINVAL);
+            continue;
+        };
+        let joins: Vec<OwnedFd> = fds.collect();
+        let spec_path = PathBuf::from(OsStr::from_bytes(&buf[..n]));
+        let spec = SandboxSpec::read(&spec_path);
+        let preloaded = match (&spec, &engine) {
+            (Ok(s), Some(e)) if s.max_wasm_stack_bytes.is_none() => preload(&mut modules, e, s),
+            _ => None,
+        };
+        let launch = Launch {
+            title: title(
+                &exe,
+                &["sandbox".as_ref(), "--spec".as_ref(), spec_path.as_os_str()],
+            ),
+            sock: &sock,
+            devnull: &devnull,
+            start,
+            joins,
+            spec,
+            engine: engine.clone(),
+            preloaded,
+        };
+        let (pid, errno) = launch.fork();
+        if reply(&sock, pid, errno).is_err() {
+            return 0;
+        }
+    }
+}
+
+/// A command line: the words NUL-separated.
+fn title(exe: &OsStr, args: &[&OsStr]) -> Vec<u8> {
+    let mut t = exe.as_bytes().to_vec();
+    for a in args {
+        t.push(0);
+        t.extend_from_slice(a.as_bytes());
+    }
+    t
+}
+
+/// The deserialised module for `spec`, from the cache or loaded now.
+fn preload(
+    modules: &mut HashMap<PathBuf, Preloaded>,
+    engine: &Engine,
+    spec: &SandboxSpec,
+) -> Option<Preloaded> {
+    if let Some(p) = modules.get(&spec.artifact_path) {
+        return Some(p.clone());
+    }
+    // SAFETY: as in the sandbox: the artifact was written by the node's
+    // compile cache with this engine configuration, and wasmtime checks its
+    // header and compatibility before mapping it. A failure is left to the
+    // sandbox, which reports it in its termination record.
+    let loaded = unsafe {
+        match spec.kind {
+            ModuleKind::Module => Module::deserialize_file(engine, &spec.artifact_path)
+                .ok()
+                .map(Preloaded::Module),
+            ModuleKind::Component => Component::deserialize_file(engine, &spec.artifact_path)
+                .ok()
+                .map(Preloaded::Component),
+        }
+    }?;
+    if modules.len() >= MAX_CACHED_MODULES {
+        modules.clear();
+    }
+    modules.insert(spec.artifact_path.clone(), loaded.clone());
+    Some(loaded)
+}
+
+fn reply(sock: &OwnedFd, pid: u32, errno: i32) -> io::Result<()> {
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&pid.to_le_bytes());
+    out[4..].copy_from_slice(&errno.to_le_bytes());
+    send_with_fds(sock.as_raw_fd(), &out, &[])
+}
+
+/// Threads of this process, from `/proc/self/stat`.
+fn thread_count() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(17)?.parse().ok()
+}
+
+/// One start, in the launcher.
+struct Launch<'a> {
+    /// The sandbox's command line, as an exec'd one would have.
+    title: Vec<u8>,
+    sock: &'a OwnedFd,
+    devnull: &'a OwnedFd,
+    start: OwnedFd,
+    joins: Vec<OwnedFd>,
+    spec: Result<SandboxSpec, super::spec::SpecError>,
+    engine: Option<Engine>,
+    preloaded: Option<Preloaded>,
+}
+
+impl Launch<'_> {
+    /// Forks the sandbox through an intermediate process; returns its pid
+    /// and 0, or an errno (with the pid of a sandbox that failed to join).
+    fn fork(self) -> (u32, i32) {
+        let (read, write) = match pipe() {
+            Ok(p) => p,
+            Err(e) => return (0, e.raw_os_error().unwrap_or(libc::EIO)),
+        };
+        // SAFETY: the launcher is single-threaded (checked at start-up), so
+        // the child is a complete copy of it.
+        match unsafe { libc::fork() } {
+            -1 => (
+                0,
+                io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EIO),
+            ),
+            0 => {
+                drop(read);
+                // SAFETY: as above; the intermediate only forks and exits.
+                match unsafe { libc::fork() } {
+                    0 => self.sandbox(write),
+                    -1 => {
+                        let errno = io::Error::last_os_error()
+                            .raw_os_error()
+                            .unwrap_or(libc::EIO);
+                        report(&write, 0, errno);
+                    }
+                    _ => {}
+                }
+                // SAFETY: leaves at once, skipping the launcher's exit
+                // handlers; the sandbox is now an orphan.
+                unsafe { libc::_exit(0) }
+            }
+            intermediate => {
+                drop(write);
+                let mut out = [0u8; 8];
+                let got = read_full(&read, &mut out);
+                let mut status = 0;
+                // SAFETY: waitpid on our own child.
+                while unsafe { libc::waitpid(intermediate, &mut status, 0) } < 0
+                    && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+                {
+                }
+                if got != out.len() {
+                    return (0, libc::ECHILD);
+                }
+                let pid = u32::from_le_bytes([out[0], out[1], out[2], out[3]]);
+                let errno = i32::from_le_bytes([out[4], out[5], out[6], out[7]]);
+                (pid, errno)
+            }
+        }
+    }
+
+    /// The sandbox process: never returns.
+    fn sandbox(self, report_fd: OwnedFd) -> ! {
+        // SAFETY: plain syscalls on descriptors this process owns; the
+        // socket belongs to the launcher and is closed here.
+        unsafe {
+            libc::close(self.sock.as_raw_fd());
+            libc::setsid();
+            for fd in 0..3 {
+                libc::dup2(self.devnull.as_raw_fd(), fd);
+            }
+            libc::close(self.devnull.as_raw_fd());
+        }
+        unblock_signals();
+        let mut errno = 0;
+        for j in &self.joins {
+            // "0" moves the writer: the thread (v1 `tasks`, and this
+            // process has one) or the process (`cgroup.procs`).
+            // SAFETY: write(2) of a static byte.
+            if unsafe { libc::write(j.as_raw_fd(), b"0".as_ptr().cast(), 1) } != 1 {
+                errno = io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EIO);
+                break;
+            }
+        }
+        drop(self.joins);
+        set_title(&self.title);
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        report(&report_fd, pid, errno);
+        drop(report_fd);
+        if errno != 0 {
+            // SAFETY: leaves without running anything of the module.
+            unsafe { libc::_exit(EXIT_START_ERROR) }
+        }
+        let code = match self.spec {
+            Ok(spec) => super::run::finish(
+                &spec,
+                super::run::run_with(&spec, Some(self.start), self.engine, self.preloaded),
+            ),
+            Err(_) => EXIT_START_ERROR,
+        };
+        // SAFETY: the record and logs are written; skip the launcher's exit
+        // handlers.
+        unsafe { libc::_exit(code) }
+    }
+}
+
+fn report(fd: &OwnedFd, pid: u32, errno: i32) {
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&pid.to_le_bytes());
+    out[4..].copy_from_slice(&errno.to_le_bytes());
+    // SAFETY: write(2) of a stack buffer to a pipe we own; 8 bytes are
+    // below PIPE_BUF, so the write is atomic.
+    unsafe { libc::write(fd.as_raw_fd(), out.as_ptr().cast(), out.len()) };
+}
+
+fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: read(2) into the unfilled part of buf.
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf[got..].as_mut_ptr().cast(),
+                buf.len() - got,
+            )
+        };
+        if n > 0 {
+            got += n as usize;
+        } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            break;
+        }
+    }
+    got
+}
