@@ -520,10 +520,12 @@ fn hostile_modules_are_contained_beside_a_neighbour() {
         .data_dir
         .join("agent/pods")
         .join(&uid)
-        .join("logs/app");
+        .join("containers");
+    // app.0.log and its rotated app.0.log.1, ...
     let total: u64 = std::fs::read_dir(&log_dir)
         .unwrap()
         .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("app.0.log"))
         .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
         .sum();
     assert!(

@@ -115,7 +115,7 @@ impl Node {
         spec.write(&spec_path).unwrap();
         let (pid, start) = if self.launched {
             let l = launcher()
-                .launch(&spec_path, &[])
+                .launch(spec, &[])
                 .unwrap_or_else(|e| panic!("launch {}: {e}", spec_path.display()));
             (l.pid, l.start)
         } else {
@@ -738,7 +738,7 @@ fn launched_sandboxes_join_first_and_are_our_children() {
         .map(|h| std::fs::File::create(node.path(h)).unwrap())
         .collect();
     let fds: Vec<_> = joins.iter().map(std::os::fd::AsFd::as_fd).collect();
-    let l = launcher().launch(&spec_path, &fds).unwrap();
+    let l = launcher().launch(&spec, &fds).unwrap();
     drop(joins);
     for h in ["cpu", "memory"] {
         assert_eq!(std::fs::read_to_string(node.path(h)).unwrap(), "0", "{h}");
@@ -776,7 +776,7 @@ fn a_failed_join_stops_the_launch_before_the_module() {
     // Read-only: the sandbox's write fails as a refused join would.
     let ro = std::fs::File::open(node.path("tasks")).unwrap();
     let err = launcher()
-        .launch(&spec_path, &[std::os::fd::AsFd::as_fd(&ro)])
+        .launch(&spec, &[std::os::fd::AsFd::as_fd(&ro)])
         .unwrap_err();
     assert!(
         matches!(err, wasmk::sandbox::LaunchError::Failed(_)),
@@ -796,7 +796,7 @@ fn a_killed_launcher_is_replaced() {
     let own = Launcher::new(&exe()).unwrap();
     let spec_path = node.path("spec.json");
     spec.write(&spec_path).unwrap();
-    let first = own.launch(&spec_path, &[]).unwrap();
+    let first = own.launch(&spec, &[]).unwrap();
     let old = own.pid().unwrap();
     Running {
         pid: first.pid,
@@ -809,7 +809,7 @@ fn a_killed_launcher_is_replaced() {
     unsafe { libc::kill(old as i32, libc::SIGKILL) };
     // Not restarted more than once a second.
     std::thread::sleep(Duration::from_millis(1100));
-    let second = own.launch(&spec_path, &[]).unwrap();
+    let second = own.launch(&spec, &[]).unwrap();
     assert_ne!(own.pid(), Some(old));
     let o = Running {
         pid: second.pid,

@@ -20,13 +20,19 @@ use crate::sandbox::{
 /// Where a pod's files live under the agent's data directory:
 ///
 /// ```text
-/// pods/<uid>/pod.json                          PodCheckpoint
-/// pods/<uid>/containers/<name>.json            ContainerCheckpoint (latest run)
-/// pods/<uid>/containers/<name>/<n>.spec.json   SandboxSpec of run n
-/// pods/<uid>/containers/<name>/<n>.record.json TerminationRecord of run n
-/// pods/<uid>/logs/<name>/<n>.log               CRI log of run n (+ .1, .2 rotated)
-/// pods/<uid>/volumes/<volume>/                 emptyDir, configMap, secret
+/// pods/<uid>/pod.json                              PodCheckpoint
+/// pods/<uid>/containers/<name>.json                ContainerCheckpoint (latest run)
+/// pods/<uid>/containers/<name>.<n>.spec.json       SandboxSpec of run n (exec'd sandboxes)
+/// pods/<uid>/containers/<name>.<n>.record.json     TerminationRecord of run n
+/// pods/<uid>/containers/<name>.<n>.log             CRI log of run n (+ .1, .2 rotated)
+/// pods/<uid>/volumes/<volume>/                     emptyDir, configMap, secret
 /// ```
+///
+/// Flat on purpose: every directory and file a start creates is an inode
+/// the file system must allocate, and on ext4 with pods coming and going
+/// that allocation (which skips recently freed inodes) was the largest cost
+/// of a start. Container names are DNS labels, so they hold no dot and
+/// `<name>.json` cannot be mistaken for a run's file.
 #[derive(Clone, Debug)]
 pub struct Layout {
     root: PathBuf,
@@ -59,25 +65,29 @@ impl Layout {
         self.containers_dir(uid).join(format!("{name}.json"))
     }
 
-    pub fn run_dir(&self, uid: &str, name: &str) -> PathBuf {
-        self.containers_dir(uid).join(name)
+    fn run_file(&self, uid: &str, name: &str, attempt: u32, suffix: &str) -> PathBuf {
+        self.containers_dir(uid)
+            .join(format!("{name}.{attempt}.{suffix}"))
     }
 
     pub fn spec_path(&self, uid: &str, name: &str, attempt: u32) -> PathBuf {
-        self.run_dir(uid, name).join(format!("{attempt}.spec.json"))
+        self.run_file(uid, name, attempt, "spec.json")
     }
 
     pub fn record_path(&self, uid: &str, name: &str, attempt: u32) -> PathBuf {
-        self.run_dir(uid, name)
-            .join(format!("{attempt}.record.json"))
-    }
-
-    pub fn log_dir(&self, uid: &str, name: &str) -> PathBuf {
-        self.pod_dir(uid).join("logs").join(name)
+        self.run_file(uid, name, attempt, "record.json")
     }
 
     pub fn log_path(&self, uid: &str, name: &str, attempt: u32) -> PathBuf {
-        self.log_dir(uid, name).join(format!("{attempt}.log"))
+        self.run_file(uid, name, attempt, "log")
+    }
+
+    /// The container whose checkpoint `file_name` (in
+    /// [`Layout::containers_dir`]) is; `None` for a run's file.
+    pub fn container_of_checkpoint(file_name: &str) -> Option<&str> {
+        file_name
+            .strip_suffix(".json")
+            .filter(|stem| !stem.is_empty() && !stem.contains('.'))
     }
 
     pub fn volumes_dir(&self, uid: &str) -> PathBuf {
@@ -292,15 +302,23 @@ pub struct Sandboxes {
 }
 
 impl Sandboxes {
-    fn start(&self, spec_path: &Path, join: &Join) -> Result<(u32, StartSignal), SpawnError> {
+    /// Starts the sandbox for `spec`; an exec'd one reads it from
+    /// `spec_path`, written only then.
+    fn start(
+        &self,
+        spec: &SandboxSpec,
+        spec_path: &Path,
+        join: &Join,
+    ) -> Result<(u32, StartSignal), SpawnError> {
         if let Some(launcher) = &self.launcher {
-            match launcher.launch(spec_path, &join.fds()) {
+            match launcher.launch(spec, &join.fds()) {
                 Ok(l) => return Ok((l.pid, l.start)),
                 Err(e) => {
-                    tracing::warn!(error = %e, spec = %spec_path.display(), "starting the sandbox with exec instead")
+                    tracing::warn!(error = %e, pod = %spec.pod_name, container = %spec.container_name, "starting the sandbox with exec instead")
                 }
             }
         }
+        spec.write(spec_path)?;
         let child = spawn_sandbox(&self.exe, spec_path, Some(join.as_dyn()))?;
         Ok((child.child.id(), child.start))
     }
@@ -319,8 +337,9 @@ pub fn spawn(
     let name = &req.container.name;
     let uid = req.uid;
     let t0 = std::time::Instant::now();
+    // The pod's directory too.
+    mkdir(&layout.containers_dir(uid))?;
     if let Some(cp) = &req.pod_checkpoint {
-        mkdir(&layout.pod_dir(uid))?;
         process::write_json(&layout.pod_checkpoint(uid), cp)?;
     }
     let pod_cg = cgroups.pod(uid)?;
@@ -338,9 +357,6 @@ pub fn spawn(
     }
     let join = Join::open(mgr, &cg)?;
     let t_cgroup = t0.elapsed();
-    let run_dir = layout.run_dir(uid, name);
-    mkdir(&run_dir)?;
-    mkdir(&layout.log_dir(uid, name))?;
     let record_path = layout.record_path(uid, name, req.attempt);
     // A record left by an earlier try of this run number is stale.
     let _ = std::fs::remove_file(&record_path);
@@ -369,9 +385,8 @@ pub fn spawn(
         termination_record_path: record_path.clone(),
     };
     let spec_path = layout.spec_path(uid, name, req.attempt);
-    spec.write(&spec_path)?;
     let t_spec = t0.elapsed();
-    let (pid, start) = sandboxes.start(&spec_path, &join)?;
+    let (pid, start) = sandboxes.start(&spec, &spec_path, &join)?;
     let at = Utc::now();
     // Our child cannot be reaped behind our back, so the pid is stable here.
     let pidfd = process::pidfd_open(pid).map_err(|source| SpawnError::Io {
@@ -503,6 +518,26 @@ fn signal_name(s: i32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_files_are_not_container_checkpoints() {
+        let layout = Layout::new(Path::new("/data"));
+        assert_eq!(
+            layout.log_path("u", "app", 3),
+            Path::new("/data/pods/u/containers/app.3.log")
+        );
+        for (path, container) in [
+            (layout.container_checkpoint("u", "app"), Some("app")),
+            (layout.spec_path("u", "app", 0), None),
+            (layout.record_path("u", "app", 12), None),
+            (layout.log_path("u", "app", 1), None),
+        ] {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert_eq!(Layout::container_of_checkpoint(&name), container, "{name}");
+        }
+        assert_eq!(Layout::container_of_checkpoint(".json"), None);
+        assert_eq!(Layout::container_of_checkpoint("app.tmp"), None);
+    }
     use crate::api::quantity::Quantity;
 
     fn t(secs: i64) -> DateTime<Utc> {

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::Ctx;
+use super::containers::Layout;
 use super::informer::{self, InformerEvent};
 use super::process::{self, ContainerCheckpoint, PodCheckpoint};
 use super::worker::{Adopted, Msg, Worker};
@@ -37,9 +38,10 @@ pub fn scan_local(ctx: &Ctx) -> HashMap<String, Adopted> {
         if let Ok(files) = std::fs::read_dir(ctx.layout.containers_dir(&uid)) {
             for f in files.flatten() {
                 let path = f.path();
-                if path.extension().is_some_and(|e| e == "json") {
+                let file = f.file_name().to_string_lossy().into_owned();
+                if let Some(name) = Layout::container_of_checkpoint(&file) {
                     match process::read_json::<ContainerCheckpoint>(&path) {
-                        Ok(Some(cp)) => containers.push(cp),
+                        Ok(Some(cp)) => containers.push((name.to_string(), cp)),
                         Ok(None) => {}
                         Err(e) => tracing::warn!(error = %e, "unreadable container checkpoint"),
                     }

@@ -202,6 +202,33 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Checkpoint
     std::fs::rename(&tmp, path).map_err(err)
 }
 
+/// Rewrites an existing checkpoint in place, in one write at offset 0,
+/// padded with spaces (which JSON ignores) to at least its old length so
+/// nothing of the old text survives. Unlike [`write_json`] it allocates no
+/// new inode; meant for updates that only add to a checkpoint (a killed
+/// agent cannot tear a single small write, and a checkpoint torn by a power
+/// loss belongs to sandboxes that are gone with the boot). Falls back to
+/// [`write_json`] when the file is missing.
+pub fn update_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
+    use std::os::unix::fs::FileExt;
+    let err = |source| CheckpointError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return write_json(path, value),
+        Err(e) => return Err(err(e)),
+    };
+    let mut bytes = serde_json::to_vec(value).map_err(|e| err(io::Error::other(e)))?;
+    let old = file.metadata().map_err(err)?.len();
+    let old = usize::try_from(old).unwrap_or(usize::MAX);
+    if bytes.len() < old {
+        bytes.resize(old, b' ');
+    }
+    file.write_all_at(&bytes, 0).map_err(err)
+}
+
 /// Reads a JSON checkpoint; `Ok(None)` when the file does not exist.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, CheckpointError> {
     let bytes = match std::fs::read(path) {
@@ -241,6 +268,34 @@ pub fn raise_nofile_limit() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn update_json_rewrites_in_place() {
+        use std::collections::BTreeMap;
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        let long: BTreeMap<&str, &str> = [("a", "a long value"), ("b", "x")].into();
+        write_json(&path, &long).unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        let short: BTreeMap<&str, &str> = [("a", "s")].into();
+        update_json(&path, &short).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
+        let back: Option<BTreeMap<String, String>> = read_json(&path).unwrap();
+        assert_eq!(back.unwrap(), [("a".to_string(), "s".to_string())].into());
+        let longer: BTreeMap<&str, &str> = [("a", "an even longer value than before")].into();
+        update_json(&path, &longer).unwrap();
+        let back: Option<BTreeMap<String, String>> = read_json(&path).unwrap();
+        assert_eq!(back.unwrap()["a"], "an even longer value than before");
+        // Missing: written as new.
+        let other = dir.path().join("new.json");
+        update_json(&other, &short).unwrap();
+        assert!(
+            read_json::<BTreeMap<String, String>>(&other)
+                .unwrap()
+                .is_some()
+        );
+    }
 
     #[test]
     fn start_ticks_are_read_after_the_command_name() {

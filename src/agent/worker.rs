@@ -75,7 +75,8 @@ pub enum Msg {
 #[derive(Clone, Debug, Default)]
 pub struct Adopted {
     pub pod: Option<PodCheckpoint>,
-    pub containers: Vec<ContainerCheckpoint>,
+    /// Each container's latest run, by container name.
+    pub containers: Vec<(String, ContainerCheckpoint)>,
 }
 
 /// A running sandbox the worker can signal.
@@ -188,13 +189,7 @@ impl Worker {
             self.pod_cgroup = true;
         }
         let boot = self.ctx.boot_id.clone();
-        for cp in a.containers {
-            let name = cp
-                .record_path
-                .parent()
-                .and_then(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+        for (name, cp) in a.containers {
             if !self.rt.containers.contains_key(&name) {
                 continue;
             }
@@ -848,7 +843,7 @@ impl Starter {
                 cp.started_at = Some(at);
                 let path = ctx.layout.container_checkpoint(&uid, &name);
                 tokio::task::spawn_blocking(move || {
-                    if let Err(e) = process::write_json(&path, &cp) {
+                    if let Err(e) = process::update_json(&path, &cp) {
                         tracing::warn!(error = %e, "cannot update container checkpoint");
                     }
                 });

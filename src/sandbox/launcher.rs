@@ -10,9 +10,9 @@
 //! It builds the sandbox engine and keeps each module it has been asked for
 //! mapped and deserialised, then for each start:
 //!
-//! 1. receives a request over a Unix socket: the spec path, the write end
-//!    of the sandbox's start pipe and the opened cgroup join files (as
-//!    `SCM_RIGHTS`);
+//! 1. receives a request over a Unix socket: the spec (JSON; no file is
+//!    written), the write end of the sandbox's start pipe and the opened
+//!    cgroup join files (as `SCM_RIGHTS`);
 //! 2. forks an intermediate process which forks the sandbox and exits at
 //!    once, so the sandbox is orphaned and re-parented to the agent, which
 //!    marks itself a child subreaper: the sandbox ends up the agent's child
@@ -22,7 +22,9 @@
 //!    its cgroups by writing `0` (the caller) to each join file, and only
 //!    then reports its pid; the module runs inside its limits or not at
 //!    all. It then runs the spec with the preloaded engine and module
-//!    exactly as `wasmk sandbox --spec FILE` would;
+//!    exactly as `wasmk sandbox --spec FILE` would, and shows
+//!    `wasmk sandbox --pod NS/NAME --container C --uid UID` as its command
+//!    line;
 //! 4. the launcher reaps the intermediate (the sandbox is now the agent's)
 //!    and answers with the pid, or with the error.
 //!
@@ -58,8 +60,9 @@ use super::spec::{EXIT_START_ERROR, ModuleKind, SandboxSpec};
 pub const LAUNCHER_SUBCOMMAND: &str = "sandbox-launcher";
 /// The fd the launcher finds its socket on.
 const SOCKET_FD: RawFd = 3;
-/// Largest request: a spec path.
-const MAX_REQUEST: usize = 4096;
+/// Largest request: a spec, as JSON. Larger specs (huge environments) are
+/// left to exec'd sandboxes, which read theirs from a file.
+const MAX_REQUEST: usize = 128 * 1024;
 /// Most descriptors in one request: the start pipe and one join file per
 /// cgroup v1 hierarchy.
 const MAX_FDS: usize = 16;
@@ -159,22 +162,24 @@ impl Launcher {
         state.conn.as_ref().map(|c| c.child.id())
     }
 
-    /// Starts the sandbox for `spec_path`, joined to the cgroups whose
-    /// join files (`tasks` on v1, `cgroup.procs` on v2) are given, before
-    /// its module runs. Blocking.
+    /// Starts the sandbox for `spec` (sent over the socket, no file),
+    /// joined to the cgroups whose join files (`tasks` on v1,
+    /// `cgroup.procs` on v2) are given, before its module runs. Blocking.
     pub fn launch(
         &self,
-        spec_path: &Path,
+        spec: &SandboxSpec,
         join: &[BorrowedFd<'_>],
     ) -> Result<Launched, LaunchError> {
-        let request = spec_path.as_os_str().as_bytes();
-        if request.is_empty() || request.len() > MAX_REQUEST || join.len() + 1 > MAX_FDS {
+        let request = serde_json::to_vec(spec)
+            .map_err(|e| LaunchError::Unavailable(format!("cannot encode the spec: {e}")))?;
+        if request.len() > MAX_REQUEST || join.len() + 1 > MAX_FDS {
             return Err(LaunchError::Unavailable(format!(
-                "request too large ({} bytes, {} join files)",
+                "request too large ({} bytes of spec, {} join files)",
                 request.len(),
                 join.len()
             )));
         }
+        let request = request.as_slice();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (read, write) = pipe().map_err(LaunchError::Failed)?;
         let mut fds = vec![write.as_raw_fd()];
@@ -252,8 +257,17 @@ fn start(exe: &Path) -> io::Result<Conn> {
         tv_sec: REPLY_TIMEOUT.as_secs() as libc::time_t,
         tv_usec: 0,
     };
-    // SAFETY: setsockopt with a timeval of the right size.
+    let sndbuf = libc::c_int::try_from(2 * MAX_REQUEST).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt with option values of the right sizes. A refused
+    // buffer size leaves the default: larger specs then fall back to exec.
     unsafe {
+        libc::setsockopt(
+            ours.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&sndbuf as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
         libc::setsockopt(
             ours.as_raw_fd(),
             libc::SOL_SOCKET,
@@ -498,16 +512,31 @@ pub fn launcher_main() -> i32 {
             continue;
         };
         let joins: Vec<OwnedFd> = fds.collect();
-        let spec_path = PathBuf::from(OsStr::from_bytes(&buf[..n]));
-        let spec = SandboxSpec::read(&spec_path);
-        let preloaded = match (&spec, &engine) {
-            (Ok(s), Some(e)) if s.max_wasm_stack_bytes.is_none() => preload(&mut modules, e, s),
+        let spec = match serde_json::from_slice::<SandboxSpec>(&buf[..n]) {
+            Ok(s) if s.check().is_ok() => s,
+            // The agent falls back to exec, which reports the spec's fault.
+            _ => {
+                let _ = reply(&sock, 0, libc::EINVAL);
+                continue;
+            }
+        };
+        let preloaded = match &engine {
+            Some(e) if spec.max_wasm_stack_bytes.is_none() => preload(&mut modules, e, &spec),
             _ => None,
         };
+        let pod = format!("{}/{}", spec.pod_namespace, spec.pod_name);
         let launch = Launch {
             title: title(
                 &exe,
-                &["sandbox".as_ref(), "--spec".as_ref(), spec_path.as_os_str()],
+                &[
+                    "sandbox".as_ref(),
+                    "--pod".as_ref(),
+                    pod.as_ref(),
+                    "--container".as_ref(),
+                    spec.container_name.as_ref(),
+                    "--uid".as_ref(),
+                    spec.pod_uid.as_ref(),
+                ],
             ),
             sock: &sock,
             devnull: &devnull,
@@ -587,7 +616,7 @@ struct Launch<'a> {
     devnull: &'a OwnedFd,
     start: OwnedFd,
     joins: Vec<OwnedFd>,
-    spec: Result<SandboxSpec, super::spec::SpecError>,
+    spec: SandboxSpec,
     engine: Option<Engine>,
     preloaded: Option<Preloaded>,
 }
@@ -681,13 +710,9 @@ impl Launch<'_> {
             // SAFETY: leaves without running anything of the module.
             unsafe { libc::_exit(EXIT_START_ERROR) }
         }
-        let code = match self.spec {
-            Ok(spec) => super::run::finish(
-                &spec,
-                super::run::run_with(&spec, Some(self.start), self.engine, self.preloaded),
-            ),
-            Err(_) => EXIT_START_ERROR,
-        };
+        let spec = &self.spec;
+        let record = super::run::run_with(spec, Some(self.start), self.engine, self.preloaded);
+        let code = super::run::finish(spec, record);
         // SAFETY: the record and logs are written; skip the launcher's exit
         // handlers.
         unsafe { libc::_exit(code) }

@@ -2,7 +2,7 @@
 //! of single pods, a burst of pods created at once, and memory (PSS) per
 //! idle `worker` pod, plus where the start time goes.
 //!
-//! `cargo run --release -p wasmk-benchmarks --bin pod_bench -- [--wasmk target/release/wasmk]`
+//! `cargo run --profile bench-client -p wasmk-benchmarks --bin pod_bench -- [--wasmk target/release/wasmk]`
 //!
 //! Method: a fresh `wasmk up` (embedded agent) on a temp data dir, a free
 //! loopback port and its own cgroup root; the `worker` sample module is

@@ -4,7 +4,7 @@
 //!
 //! `benchmarks/raft_bench.sh` installs Debian's `etcd-server` if missing,
 //! builds, and runs this; by hand:
-//! `cargo run --release -p wasmk-benchmarks --bin raft_bench -- --wasmk target/release/wasmk`
+//! `cargo run --profile bench-client -p wasmk-benchmarks --bin raft_bench -- --wasmk target/release/wasmk`
 //!
 //! Method:
 //! - Both clusters run on loopback, with their data directories on the same
