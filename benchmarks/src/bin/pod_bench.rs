@@ -332,7 +332,7 @@ async fn main() -> Result<()> {
         field_us(&lines, "sandbox spawned", "cgroup_us"),
     );
     report(
-        "  spec file",
+        "  spec",
         field_us(&lines, "sandbox spawned", "spec_us"),
     );
     report(
