@@ -168,8 +168,9 @@ impl Target<'_> {
 /// What the controller sees besides the object itself.
 #[derive(Clone, Copy, Debug)]
 pub struct Observed<'a> {
-    /// Every pod of the object's namespace (adoption needs the orphans).
-    pub pods: &'a [Pod],
+    /// Every pod of the object's namespace (adoption needs the orphans),
+    /// borrowed from the cache: a sync must not copy thousands of pods.
+    pub pods: &'a [&'a Pod],
     /// What the previous plan expected, as stored by the executor.
     pub expectations: Option<&'a Expectations>,
     /// The error of the previous plan's pod creations or deletions, if any
@@ -192,6 +193,7 @@ pub fn plan(target: Target, observed: &Observed, rng: &mut impl Rng) -> Plan {
     let in_namespace: Vec<&Pod> = observed
         .pods
         .iter()
+        .copied()
         .filter(|p| p.metadata.namespace == meta.namespace)
         .collect();
 
@@ -406,8 +408,9 @@ mod tests {
         err: Option<&str>,
         now: i64,
     ) -> Plan {
+        let pods: Vec<&Pod> = pods.iter().collect();
         let observed = Observed {
-            pods,
+            pods: &pods,
             expectations: exp,
             last_error: err,
             now: at(now),
@@ -727,7 +730,7 @@ mod tests {
         orphan.metadata.namespace = "default".into();
         orphan.metadata.labels = [("app".to_string(), "web".to_string())].into();
         let observed = Observed {
-            pods: std::slice::from_ref(&orphan),
+            pods: &[&orphan],
             expectations: None,
             last_error: None,
             now: at(10),

@@ -633,6 +633,7 @@ impl World {
     pub fn sync_replica_sets(&mut self) {
         for rs in self.replica_sets() {
             let pods = self.pods();
+            let pods: Vec<&Pod> = pods.iter().collect();
             let exp = self.expectations.get(&rs.metadata.uid).cloned();
             let err = self.last_error.get(&rs.metadata.uid).cloned();
             let observed = super::replicaset::Observed {
@@ -692,6 +693,7 @@ impl World {
         let d = self.deployment(name)?;
         let rss = self.replica_sets();
         let pods = self.pods();
+        let pods: Vec<&Pod> = pods.iter().collect();
         let observed = super::deployment::Observed {
             replica_sets: &rss,
             pods: &pods,

@@ -55,7 +55,7 @@ pub struct Observed<'a> {
     /// Every ReplicaSet of the Deployment's namespace.
     pub replica_sets: &'a [ReplicaSet],
     /// Every pod of the namespace (Recreate waits for old pods to go).
-    pub pods: &'a [Pod],
+    pub pods: &'a [&'a Pod],
     pub now: DateTime<Utc>,
 }
 
@@ -121,6 +121,7 @@ pub fn plan(d: &Deployment, observed: &Observed) -> Plan {
     s.pods = observed
         .pods
         .iter()
+        .copied()
         .filter(|p| &p.metadata.namespace == namespace && selector.matches(&p.metadata.labels))
         .filter(|p| {
             p.metadata
