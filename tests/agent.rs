@@ -38,19 +38,12 @@ impl Drop for Node {
             let _ = a.wait();
         }
         self.cluster.kill9();
-        if let (Ok(mgr), Ok(root)) = (CgroupManager::detect(), CgroupPath::new(&self.cgroup_root))
-            && let Err(e) = mgr.remove(&root)
-        {
-            eprintln!("cannot remove cgroup {}: {e}", self.cgroup_root);
-        }
+        common::remove_cgroup_root(&self.cgroup_root);
     }
 }
 
 fn cgroup_root() -> String {
-    format!(
-        "wasmk-test-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
+    common::cgroup_root("test")
 }
 
 impl Node {

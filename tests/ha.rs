@@ -1146,13 +1146,7 @@ impl Drop for AgentProcess {
         let _ = self.child.wait();
         // The agent leaves pods running when it stops: empty its cgroup
         // root, which ends them.
-        if let (Ok(mgr), Ok(root)) = (
-            wasmk::cgroup::CgroupManager::detect(),
-            wasmk::cgroup::CgroupPath::new(&self.cgroup_root),
-        ) && let Err(e) = mgr.remove(&root)
-        {
-            eprintln!("cannot remove cgroup {}: {e}", self.cgroup_root);
-        }
+        common::remove_cgroup_root(&self.cgroup_root);
     }
 }
 
@@ -1171,10 +1165,7 @@ async fn an_agent_keeps_its_node_and_pods_when_its_master_dies() {
     let token_file = c.root.path().join("agent-token");
     std::fs::write(&token_file, token.trim()).expect("write the agent token");
     let urls: Vec<String> = (0..3).map(|k| c.masters[(leader + k) % 3].url()).collect();
-    let cgroup_root = format!(
-        "wasmk-ha-test-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
+    let cgroup_root = common::cgroup_root("ha-test");
     let node = "ha-node";
     let agent = Command::new(wasmk_bin())
         .args(["agent", "--server", &urls.join(","), "--name", node])

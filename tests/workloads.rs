@@ -21,19 +21,10 @@ use wasmk::sandbox::testing::sample;
 const WAIT: Duration = Duration::from_secs(90);
 
 fn cgroup_root() -> String {
-    format!(
-        "wasmk-wl-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
+    common::cgroup_root("wl")
 }
 
-fn remove_cgroup(root: &str) {
-    if let (Ok(mgr), Ok(path)) = (CgroupManager::detect(), CgroupPath::new(root))
-        && let Err(e) = mgr.remove(&path)
-    {
-        eprintln!("cannot remove cgroup {root}: {e}");
-    }
-}
+use common::remove_cgroup_root as remove_cgroup;
 
 /// An all-in-one cluster whose node is `node`, plus optional extra agents.
 struct Fixture {

@@ -198,3 +198,25 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A fresh cgroup root name for one test's pods (`wasmk-<prefix>-<id>`).
+#[allow(dead_code)]
+pub fn cgroup_root(prefix: &str) -> String {
+    format!(
+        "wasmk-{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// Removes a test's cgroup root, ending the sandboxes still in it (agents
+/// leave their pods running when they stop).
+#[allow(dead_code)]
+pub fn remove_cgroup_root(root: &str) {
+    if let (Ok(mgr), Ok(path)) = (
+        wasmk::cgroup::CgroupManager::detect(),
+        wasmk::cgroup::CgroupPath::new(root),
+    ) && let Err(e) = mgr.remove(&path)
+    {
+        eprintln!("cannot remove cgroup {root}: {e}");
+    }
+}

@@ -331,10 +331,7 @@ async fn main() -> Result<()> {
         "  cgroup setup",
         field_us(&lines, "sandbox spawned", "cgroup_us"),
     );
-    report(
-        "  spec",
-        field_us(&lines, "sandbox spawned", "spec_us"),
-    );
+    report("  spec", field_us(&lines, "sandbox spawned", "spec_us"));
     report(
         "  process spawn",
         field_us(&lines, "sandbox spawned", "spawn_us"),
