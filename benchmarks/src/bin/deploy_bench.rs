@@ -4,7 +4,7 @@
 //! is killed with -9 and the time until all of its pods run on the other
 //! node is measured.
 //!
-//! `cargo run --release -p wasmk-benchmarks --bin deploy_bench -- [--wasmk target/release/wasmk]`
+//! `cargo run --profile bench-client -p wasmk-benchmarks --bin deploy_bench -- [--wasmk target/release/wasmk]`
 //!
 //! Method: a fresh `wasmk up` (release build) on a temp data dir with its
 //! own cgroup root; `worker` pushed once. Each round creates a Deployment
