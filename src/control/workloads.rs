@@ -399,7 +399,8 @@ pub fn start(
                     .into_iter()
                     .map(|n| (*n).clone())
                     .collect();
-                let pods = in_ns(&pod_store, ns);
+                let pods = shared_in_ns(&pod_store, ns);
+                let pods: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
                 let revs = in_ns(&cr_store, ns);
                 let exp = exec.expectations(&ekey);
                 let backoff = backoffs.lock().get(&key).cloned().unwrap_or_default();
@@ -433,7 +434,8 @@ pub fn start(
                     exec.forget_expectations(&ekey);
                     return Ok(None);
                 };
-                let pods = in_ns(&pod_store, ns);
+                let pods = shared_in_ns(&pod_store, ns);
+                let pods: Vec<&Pod> = pods.iter().map(AsRef::as_ref).collect();
                 let exp = exec.expectations(&ekey);
                 let plan = job::plan(
                     &j,

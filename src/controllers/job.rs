@@ -85,7 +85,7 @@ pub const REASON_COMPLETIONS_REACHED: &str = "CompletionsReached";
 #[derive(Clone, Copy, Debug)]
 pub struct Observed<'a> {
     /// Every pod of the Job's namespace.
-    pub pods: &'a [Pod],
+    pub pods: &'a [&'a Pod],
     pub expectations: Option<&'a Expectations>,
     pub now: DateTime<Utc>,
 }
@@ -374,6 +374,7 @@ pub fn plan(job: &Job, observed: &Observed, rng: &mut impl Rng) -> Plan {
     let in_namespace: Vec<&Pod> = observed
         .pods
         .iter()
+        .copied()
         .filter(|p| &p.metadata.namespace == ns)
         .collect();
 

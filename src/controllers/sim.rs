@@ -655,6 +655,7 @@ impl World {
     pub fn sync_daemon_set(&mut self, name: &str) -> Option<Plan> {
         let ds = self.daemon_set(name)?;
         let pods = self.pods();
+        let pods: Vec<&Pod> = pods.iter().collect();
         let revisions = self.controller_revisions();
         let key = ds.metadata.uid.clone();
         let exp = self.expectations.get(&key).cloned();
@@ -677,6 +678,7 @@ impl World {
     pub fn sync_job(&mut self, name: &str) -> Option<Plan> {
         let job = self.job(name)?;
         let pods = self.pods();
+        let pods: Vec<&Pod> = pods.iter().collect();
         let exp = self.expectations.get(&job.metadata.uid).cloned();
         let observed = super::job::Observed {
             pods: &pods,

@@ -97,7 +97,7 @@ impl FailedPodBackoff {
 pub struct Observed<'a> {
     pub nodes: &'a [Node],
     /// Every pod of the DaemonSet's namespace.
-    pub pods: &'a [Pod],
+    pub pods: &'a [&'a Pod],
     /// Every ControllerRevision of the namespace.
     pub revisions: &'a [ControllerRevision],
     pub expectations: Option<&'a Expectations>,
@@ -231,7 +231,11 @@ pub fn plan(ds: &DaemonSet, observed: &Observed, rng: &mut impl Rng) -> DaemonSe
         |r| &r.metadata,
     );
     let pods = s.claim_all(
-        observed.pods.iter().filter(|p| &p.metadata.namespace == ns),
+        observed
+            .pods
+            .iter()
+            .copied()
+            .filter(|p| &p.metadata.namespace == ns),
         &selector,
         |p| &p.metadata,
     );
@@ -257,7 +261,13 @@ pub fn plan(ds: &DaemonSet, observed: &Observed, rng: &mut impl Rng) -> DaemonSe
     }
 
     let mut expectations = observed.expectations.cloned().unwrap_or_default();
-    expectations.observe(observed.pods.iter().filter(|p| &p.metadata.namespace == ns));
+    expectations.observe(
+        observed
+            .pods
+            .iter()
+            .copied()
+            .filter(|p| &p.metadata.namespace == ns),
+    );
     if !expectations.satisfied(s.now) {
         // Only counts; the generation was not acted on.
         s.status(observed.nodes, &node_pods, &hash, false);
