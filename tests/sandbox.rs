@@ -824,3 +824,30 @@ fn a_killed_launcher_is_replaced() {
     drop(own);
     assert!(stat_field(pid, 4).is_none(), "launcher {pid} still there");
 }
+
+#[test]
+fn large_specs_go_through_the_launcher_and_huge_ones_are_refused() {
+    let node = Node::new();
+    let mut spec = node.spec("hello", ModuleKind::Module, &[]);
+    // About 100 KiB of environment: still one message on the socket.
+    spec.env = (0..100)
+        .map(|i| EnvVar {
+            name: format!("BIG_{i}"),
+            value: "x".repeat(1000),
+        })
+        .collect();
+    let o = node.run_launched(&spec);
+    assert_outcome(&o, 0, TerminationReason::Completed, true);
+    assert!(o.log.contains(&format!("env BIG_99={}", "x".repeat(1000))));
+    // Past the launcher's limit the caller is told to use exec instead.
+    spec.env.push(EnvVar {
+        name: "HUGE".into(),
+        value: "y".repeat(200 * 1024),
+    });
+    match launcher().launch(&spec, &[]) {
+        Err(wasmk::sandbox::LaunchError::Unavailable(why)) => {
+            assert!(why.contains("too large"), "{why}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
