@@ -122,12 +122,7 @@ impl Node {
             let sandbox = spawn_sandbox(&exe(), &spec_path, None).unwrap();
             (sandbox.child.id(), sandbox.start)
         };
-        Running {
-            pid,
-            start: Some(start),
-            record_path: spec.termination_record_path.clone(),
-            log_path: spec.log_path.clone(),
-        }
+        Running::new(pid, start, spec)
     }
 
     /// Runs through the launcher to completion.
@@ -165,6 +160,15 @@ struct Outcome {
 }
 
 impl Running {
+    fn new(pid: u32, start: wasmk::sandbox::StartSignal, spec: &SandboxSpec) -> Running {
+        Running {
+            pid,
+            start: Some(start),
+            record_path: spec.termination_record_path.clone(),
+            log_path: spec.log_path.clone(),
+        }
+    }
+
     fn wait_started(&mut self) -> StartStatus {
         // The start pipe closes when the child exits, so this is bounded by
         // the child's lifetime, which `finish` bounds.
@@ -718,8 +722,7 @@ fn idle_pss_at_scale() {
 /// Field `n` (1-based, as in proc(5)) of `/proc/PID/stat`.
 fn stat_field(pid: u32, n: usize) -> Option<i64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(n - 3)?.parse().ok()
+    wasmk::sandbox::spawn::stat_field(&stat, n)?.parse().ok()
 }
 
 fn threads(pid: u32) -> Option<i64> {
@@ -743,13 +746,7 @@ fn launched_sandboxes_join_first_and_are_our_children() {
     for h in ["cpu", "memory"] {
         assert_eq!(std::fs::read_to_string(node.path(h)).unwrap(), "0", "{h}");
     }
-    let running = Running {
-        pid: l.pid,
-        start: Some(l.start),
-        record_path: spec.termination_record_path.clone(),
-        log_path: spec.log_path.clone(),
-    };
-    let mut running = running;
+    let mut running = Running::new(l.pid, l.start, &spec);
     let started = running.wait_started();
     assert_eq!(started, StartStatus::Started);
     wait_for_log(&spec.log_path, "heartbeat 0");
@@ -798,26 +795,14 @@ fn a_killed_launcher_is_replaced() {
     spec.write(&spec_path).unwrap();
     let first = own.launch(&spec, &[]).unwrap();
     let old = own.pid().unwrap();
-    Running {
-        pid: first.pid,
-        start: Some(first.start),
-        record_path: spec.termination_record_path.clone(),
-        log_path: spec.log_path.clone(),
-    }
-    .finish(StartStatus::Started, RUN_BOUND);
+    Running::new(first.pid, first.start, &spec).finish(StartStatus::Started, RUN_BOUND);
     // SAFETY: kill(2) of the launcher, a child of this process.
     unsafe { libc::kill(old as i32, libc::SIGKILL) };
     // Not restarted more than once a second.
     std::thread::sleep(Duration::from_millis(1100));
     let second = own.launch(&spec, &[]).unwrap();
     assert_ne!(own.pid(), Some(old));
-    let o = Running {
-        pid: second.pid,
-        start: Some(second.start),
-        record_path: spec.termination_record_path.clone(),
-        log_path: spec.log_path.clone(),
-    }
-    .finish(StartStatus::Started, RUN_BOUND);
+    let o = Running::new(second.pid, second.start, &spec).finish(StartStatus::Started, RUN_BOUND);
     assert_eq!(o.record.reason, TerminationReason::Completed);
     // Dropping the handle ends the launcher.
     let pid = own.pid().unwrap();

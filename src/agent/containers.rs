@@ -155,6 +155,14 @@ impl ThreadJoin {
     }
 }
 
+impl ThreadJoin {
+    /// The open `tasks` files.
+    fn fds(&self) -> impl Iterator<Item = std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.files.iter().map(|(_, f)| f.as_fd())
+    }
+}
+
 impl crate::sandbox::PreExecJoin for ThreadJoin {
     fn join_self(&self) -> std::io::Result<()> {
         use std::os::fd::AsRawFd;
@@ -187,9 +195,8 @@ impl Join {
 
     /// The open join files: writing `0` to each moves the writer in.
     fn fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
-        use std::os::fd::AsFd;
         match self {
-            Join::Threads(j) => j.files.iter().map(|(_, f)| f.as_fd()).collect(),
+            Join::Threads(j) => j.fds().collect(),
             Join::Procs(j) => j.fds().collect(),
         }
     }

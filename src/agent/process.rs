@@ -113,9 +113,8 @@ pub fn reap(pid: u32) -> ExitStatus {
 /// The command name (field 2) may contain spaces and parentheses, so
 /// fields are counted after its last `)`.
 pub fn parse_start_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // After the name: state is field 3, so starttime is the 20th field here.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    // Field 22: starttime.
+    crate::sandbox::spawn::stat_field(stat, 22)?.parse().ok()
 }
 
 /// The start time of process `pid` in clock ticks after boot.

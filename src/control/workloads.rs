@@ -32,8 +32,7 @@ fn split(key: &str) -> (&str, &str) {
 
 /// Typed objects of one namespace, cloned out of a cache.
 fn in_ns<T: Resource>(store: &Store<T>, ns: &str) -> Vec<T> {
-    store
-        .filter(|o| o.meta().namespace == ns)
+    shared_in_ns(store, ns)
         .into_iter()
         .map(|o| (*o).clone())
         .collect()

@@ -53,7 +53,7 @@ use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 use super::engine::{EngineRole, new_engine};
-use super::spawn::{StartSignal, inherit_as, pipe, unblock_signals};
+use super::spawn::{StartSignal, inherit_as, pipe, stat_field, unblock_signals};
 use super::spec::{EXIT_START_ERROR, ModuleKind, SandboxSpec};
 
 /// The hidden subcommand that runs the launcher.
@@ -215,8 +215,7 @@ impl Launcher {
                 return Err(LaunchError::Unavailable(why));
             }
         }
-        let pid = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        let errno = i32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let (pid, errno) = decode(&buf);
         if errno != 0 {
             if pid != 0 {
                 // It exits at once; it is ours to reap.
@@ -258,28 +257,14 @@ fn start(exe: &Path) -> io::Result<Conn> {
         tv_usec: 0,
     };
     let sndbuf = libc::c_int::try_from(2 * MAX_REQUEST).unwrap_or(libc::c_int::MAX);
-    // SAFETY: setsockopt with option values of the right sizes. A refused
-    // buffer size leaves the default: larger specs then fall back to exec.
-    unsafe {
-        libc::setsockopt(
-            ours.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&sndbuf as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-        libc::setsockopt(
-            ours.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&timeout as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        );
-    }
+    // A refused buffer size leaves the default: larger specs then fall back
+    // to exec.
+    set_socket_option(&ours, libc::SO_SNDBUF, &sndbuf);
+    set_socket_option(&ours, libc::SO_RCVTIMEO, &timeout);
     let child_fd = theirs.as_raw_fd();
     let mut cmd = Command::new(exe);
     // Room in the process's argument area for each sandbox to show its
-    // spec there (see [`set_title`]).
+    // pod there (see [`ArgArea::set_title`]).
     cmd.arg(LAUNCHER_SUBCOMMAND)
         .arg(" ".repeat(TITLE_ROOM))
         .stdin(Stdio::null())
@@ -300,38 +285,54 @@ fn start(exe: &Path) -> io::Result<Conn> {
 /// Bytes of padding argument the launcher is started with.
 const TITLE_ROOM: usize = 1024;
 
-/// Rewrites this process's command line (`/proc/self/cmdline`, what `ps`
-/// shows) in place, within the argument area the kernel recorded at exec;
-/// a longer title is cut. Forked sandboxes use it to read
-/// `wasmk sandbox --spec FILE` like exec'd ones, so operators and tools find
-/// a pod's process by its spec path (which holds the pod's UID).
-fn set_title(title: &[u8]) {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return;
-    };
-    let Some(close) = stat.rfind(')') else {
-        return;
-    };
-    // Fields 48 and 49: arg_start and arg_end.
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let (Some(start), Some(end)) = (
-        fields.get(45).and_then(|f| f.parse::<usize>().ok()),
-        fields.get(46).and_then(|f| f.parse::<usize>().ok()),
-    ) else {
-        return;
-    };
-    if end <= start + 1 {
-        return;
-    }
-    let room = end - start;
-    let n = title.len().min(room - 1);
-    // SAFETY: [start, end) is this process's argument area on its own
-    // stack, mapped and writable for its whole life; nothing else writes to
-    // it, and the strings std keeps pointers to stay NUL-terminated.
+/// Sets an integer-or-struct socket option; failures are ignored (each
+/// option here has a working default).
+fn set_socket_option<T>(sock: &OwnedFd, option: libc::c_int, value: &T) {
+    // SAFETY: `value` points at a live `T` of the size passed.
     unsafe {
-        let area = start as *mut u8;
-        std::ptr::copy_nonoverlapping(title.as_ptr(), area, n);
-        std::ptr::write_bytes(area.add(n), 0, room - n);
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        );
+    }
+}
+
+/// This process's argument area (`/proc/self/cmdline`, what `ps` shows):
+/// the addresses the kernel recorded at exec. Forks share them, so the
+/// launcher reads them once for all its sandboxes.
+#[derive(Clone, Copy)]
+struct ArgArea {
+    start: usize,
+    end: usize,
+}
+
+impl ArgArea {
+    fn of_self() -> Option<ArgArea> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields 48 and 49: arg_start and arg_end.
+        let start = stat_field(&stat, 48)?.parse().ok()?;
+        let end = stat_field(&stat, 49)?.parse().ok()?;
+        (end > start + 1).then_some(ArgArea { start, end })
+    }
+
+    /// Rewrites the command line in place; a longer title is cut. Forked
+    /// sandboxes use it to show `wasmk sandbox --pod NS/NAME --container C
+    /// --uid UID`, so operators and tools find a pod's process by its UID.
+    fn set_title(self, title: &[u8]) {
+        let room = self.end - self.start;
+        let n = title.len().min(room - 1);
+        // SAFETY: [start, end) is this process's argument area on its own
+        // stack, mapped and writable for its whole life; nothing else
+        // writes to it, and the strings std keeps pointers to stay
+        // NUL-terminated.
+        unsafe {
+            let area = self.start as *mut u8;
+            std::ptr::copy_nonoverlapping(title.as_ptr(), area, n);
+            std::ptr::write_bytes(area.add(n), 0, room - n);
+        }
     }
 }
 
@@ -493,7 +494,10 @@ pub fn launcher_main() -> i32 {
         }
     }
     let exe = std::env::args_os().next().unwrap_or_default();
-    set_title(&title(&exe, &[LAUNCHER_SUBCOMMAND.as_ref()]));
+    let area = ArgArea::of_self();
+    if let Some(a) = area {
+        a.set_title(&title(&exe, &[LAUNCHER_SUBCOMMAND.as_ref()]));
+    }
     let mut modules: HashMap<PathBuf, Preloaded> = HashMap::new();
     let mut buf = vec![0u8; MAX_REQUEST];
     loop {
@@ -538,6 +542,7 @@ pub fn launcher_main() -> i32 {
                     spec.pod_uid.as_ref(),
                 ],
             ),
+            area,
             sock: &sock,
             devnull: &devnull,
             start,
@@ -593,25 +598,37 @@ fn preload(
     Some(loaded)
 }
 
-fn reply(sock: &OwnedFd, pid: u32, errno: i32) -> io::Result<()> {
+/// An answer (to the agent) or a report (sandbox to launcher): the
+/// sandbox's pid and 0, or an errno.
+fn encode(pid: u32, errno: i32) -> [u8; 8] {
     let mut out = [0u8; 8];
     out[..4].copy_from_slice(&pid.to_le_bytes());
     out[4..].copy_from_slice(&errno.to_le_bytes());
-    send_with_fds(sock.as_raw_fd(), &out, &[])
+    out
 }
 
-/// Threads of this process, from `/proc/self/stat`.
+fn decode(msg: &[u8; 8]) -> (u32, i32) {
+    (
+        u32::from_le_bytes([msg[0], msg[1], msg[2], msg[3]]),
+        i32::from_le_bytes([msg[4], msg[5], msg[6], msg[7]]),
+    )
+}
+
+fn reply(sock: &OwnedFd, pid: u32, errno: i32) -> io::Result<()> {
+    send_with_fds(sock.as_raw_fd(), &encode(pid, errno), &[])
+}
+
+/// Threads of this process (field 20 of `/proc/self/stat`).
 fn thread_count() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may hold spaces), from field 3.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(17)?.parse().ok()
+    stat_field(&stat, 20)?.parse().ok()
 }
 
 /// One start, in the launcher.
 struct Launch<'a> {
     /// The sandbox's command line, as an exec'd one would have.
     title: Vec<u8>,
+    area: Option<ArgArea>,
     sock: &'a OwnedFd,
     devnull: &'a OwnedFd,
     start: OwnedFd,
@@ -659,18 +676,11 @@ impl Launch<'_> {
                 drop(write);
                 let mut out = [0u8; 8];
                 let got = read_full(&read, &mut out);
-                let mut status = 0;
-                // SAFETY: waitpid on our own child.
-                while unsafe { libc::waitpid(intermediate, &mut status, 0) } < 0
-                    && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-                {
-                }
+                wait_blocking(intermediate.unsigned_abs());
                 if got != out.len() {
                     return (0, libc::ECHILD);
                 }
-                let pid = u32::from_le_bytes([out[0], out[1], out[2], out[3]]);
-                let errno = i32::from_le_bytes([out[4], out[5], out[6], out[7]]);
-                (pid, errno)
+                decode(&out)
             }
         }
     }
@@ -701,7 +711,9 @@ impl Launch<'_> {
             }
         }
         drop(self.joins);
-        set_title(&self.title);
+        if let Some(a) = self.area {
+            a.set_title(&self.title);
+        }
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() } as u32;
         report(&report_fd, pid, errno);
@@ -720,9 +732,7 @@ impl Launch<'_> {
 }
 
 fn report(fd: &OwnedFd, pid: u32, errno: i32) {
-    let mut out = [0u8; 8];
-    out[..4].copy_from_slice(&pid.to_le_bytes());
-    out[4..].copy_from_slice(&errno.to_le_bytes());
+    let out = encode(pid, errno);
     // SAFETY: write(2) of a stack buffer to a pipe we own; 8 bytes are
     // below PIPE_BUF, so the write is atomic.
     unsafe { libc::write(fd.as_raw_fd(), out.as_ptr().cast(), out.len()) };

@@ -213,6 +213,15 @@ fn spawn_with<C>(
     Ok((child, StartSignal { fd: read }))
 }
 
+/// Field `field` (numbered from 1, as in proc(5)) of a `/proc/PID/stat`
+/// text. The command name (field 2) may hold spaces and parentheses, so
+/// fields are counted from after its last `)`.
+pub fn stat_field(stat: &str, field: usize) -> Option<&str> {
+    stat.get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .nth(field.checked_sub(3)?)
+}
+
 /// Empties the calling thread's signal mask. Async-signal-safe.
 pub(crate) fn unblock_signals() {
     // SAFETY: sigemptyset and sigprocmask on a local set.
@@ -331,6 +340,19 @@ mod tests {
         assert_eq!(lines[2], pid.to_string());
         assert_eq!(lines[3], START_FD.to_string());
         assert_eq!(std::fs::read_to_string(&procs).unwrap(), pid.to_string());
+    }
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let stat =
+            "1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 987654";
+        assert_eq!(stat_field(stat, 3), Some("S"));
+        assert_eq!(stat_field(stat, 4), Some("1"));
+        assert_eq!(stat_field(stat, 20), Some("3"));
+        assert_eq!(stat_field(stat, 22), Some("987654"));
+        assert_eq!(stat_field(stat, 23), None);
+        assert_eq!(stat_field(stat, 2), None);
+        assert_eq!(stat_field("garbage", 3), None);
     }
 
     #[test]
