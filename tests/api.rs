@@ -422,8 +422,12 @@ async fn namespaces_and_deletion() {
         )
         .await
         .unwrap();
+    // Held by a finalizer, so the namespace stays Terminating (rather than
+    // being gone at once) while the next create is refused.
+    let mut x = cm("x", json!({}));
+    x["metadata"]["finalizers"] = json!(["example.com/hold"]);
     e.client
-        .create("/api/v1/namespaces/team/configmaps", &cm("x", json!({})))
+        .create("/api/v1/namespaces/team/configmaps", &x)
         .await
         .unwrap();
     let ns = e
