@@ -508,12 +508,7 @@ fn hostile_modules_are_contained_beside_a_neighbour() {
     n.phase("flood", "Running");
     std::thread::sleep(Duration::from_secs(3));
     let uid = n.uid("flood");
-    let log_dir = n
-        .cluster
-        .data_dir
-        .join("agent/pods")
-        .join(&uid)
-        .join("containers");
+    let log_dir = n.cluster.data_dir.join("agent/pods").join(&uid);
     // app.0.log and its rotated app.0.log.1, ...
     let total: u64 = std::fs::read_dir(&log_dir)
         .unwrap()

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
+use super::journal::Journal;
 use super::lifecycle::{StopReason, Termination};
 use super::process::{self, ContainerCheckpoint, ExitStatus, ProcessIdentity};
 use crate::api::core::Container;
@@ -20,19 +21,20 @@ use crate::sandbox::{
 /// Where a pod's files live under the agent's data directory:
 ///
 /// ```text
-/// pods/<uid>/pod.json                              PodCheckpoint
-/// pods/<uid>/containers/<name>.json                ContainerCheckpoint (latest run)
-/// pods/<uid>/containers/<name>.<n>.spec.json       SandboxSpec of run n (exec'd sandboxes)
-/// pods/<uid>/containers/<name>.<n>.record.json     TerminationRecord of run n
-/// pods/<uid>/containers/<name>.<n>.log             CRI log of run n (+ .1, .2 rotated)
-/// pods/<uid>/volumes/<volume>/                     emptyDir, configMap, secret
+/// pods.journal                          PodCheckpoints and ContainerCheckpoints
+/// pods/<uid>/<name>.<n>.spec.json       SandboxSpec of run n (exec'd sandboxes)
+/// pods/<uid>/<name>.<n>.record.json     TerminationRecord of run n
+/// pods/<uid>/<name>.<n>.log             CRI log of run n (+ .1, .2 rotated)
+/// pods/<uid>/volumes/<volume>/          emptyDir, configMap, secret
 /// ```
 ///
 /// Flat on purpose: every directory and file a start creates is an inode
 /// the file system must allocate, and on ext4 with pods coming and going
-/// that allocation (which skips recently freed inodes) was the largest cost
-/// of a start. Container names are DNS labels, so they hold no dot and
-/// `<name>.json` cannot be mistaken for a run's file.
+/// that allocation (which, without a journal, skips every inode freed in
+/// the last minute) was the largest cost of a start. A start now creates
+/// the pod's directory (first container only) and its log; checkpoints are
+/// appended to [`super::journal`]. Container names are DNS labels, so they
+/// hold no dot and cannot be mistaken for `volumes`.
 #[derive(Clone, Debug)]
 pub struct Layout {
     root: PathBuf,
@@ -53,21 +55,13 @@ impl Layout {
         self.root.join(uid)
     }
 
-    pub fn pod_checkpoint(&self, uid: &str) -> PathBuf {
-        self.pod_dir(uid).join("pod.json")
-    }
-
-    pub fn containers_dir(&self, uid: &str) -> PathBuf {
-        self.pod_dir(uid).join("containers")
-    }
-
-    pub fn container_checkpoint(&self, uid: &str, name: &str) -> PathBuf {
-        self.containers_dir(uid).join(format!("{name}.json"))
+    /// The node's checkpoints (see [`super::journal`]), beside `pods/`.
+    pub fn journal_path(&self) -> PathBuf {
+        self.root.with_file_name("pods.journal")
     }
 
     fn run_file(&self, uid: &str, name: &str, attempt: u32, suffix: &str) -> PathBuf {
-        self.containers_dir(uid)
-            .join(format!("{name}.{attempt}.{suffix}"))
+        self.pod_dir(uid).join(format!("{name}.{attempt}.{suffix}"))
     }
 
     pub fn spec_path(&self, uid: &str, name: &str, attempt: u32) -> PathBuf {
@@ -80,14 +74,6 @@ impl Layout {
 
     pub fn log_path(&self, uid: &str, name: &str, attempt: u32) -> PathBuf {
         self.run_file(uid, name, attempt, "log")
-    }
-
-    /// The container whose checkpoint `file_name` (in
-    /// [`Layout::containers_dir`]) is; `None` for a run's file.
-    pub fn container_of_checkpoint(file_name: &str) -> Option<&str> {
-        file_name
-            .strip_suffix(".json")
-            .filter(|stem| !stem.is_empty() && !stem.contains('.'))
     }
 
     pub fn volumes_dir(&self, uid: &str) -> PathBuf {
@@ -335,6 +321,7 @@ impl Sandboxes {
 /// its cgroup before exec. Blocking: run it off the async threads.
 pub fn spawn(
     layout: &Layout,
+    journal: &Journal,
     cgroups: &Cgroups,
     sandboxes: &Sandboxes,
     boot_id: &str,
@@ -344,10 +331,9 @@ pub fn spawn(
     let name = &req.container.name;
     let uid = req.uid;
     let t0 = std::time::Instant::now();
-    // The pod's directory too.
-    mkdir(&layout.containers_dir(uid))?;
+    mkdir(&layout.pod_dir(uid))?;
     if let Some(cp) = &req.pod_checkpoint {
-        process::write_json(&layout.pod_checkpoint(uid), cp)?;
+        journal.put_pod(uid, cp)?;
     }
     let pod_cg = cgroups.pod(uid)?;
     let cg = cgroups.container(uid, name)?;
@@ -355,10 +341,10 @@ pub fn spawn(
         mgr.create(&pod_cg, &Limits::default())?;
     }
     if req.create_container_cgroup {
-        mgr.create(&cg, &req.limits)?;
+        let fresh = mgr.create(&cg, &req.limits)?;
         // A sandbox nobody tracks (left by a lost data dir) must not run
         // beside the new one.
-        if !mgr.pids(&cg).unwrap_or_default().is_empty() {
+        if !fresh && !mgr.pids(&cg).unwrap_or_default().is_empty() {
             mgr.kill_all(&cg)?;
         }
     }
@@ -417,7 +403,7 @@ pub fn spawn(
         started_at: None,
         record_path,
     };
-    process::write_json(&layout.container_checkpoint(uid, name), &checkpoint)?;
+    journal.put_container(uid, name, &checkpoint)?;
     tracing::debug!(
         pod = %format!("{}/{}", req.namespace, req.pod_name),
         container = %name,
@@ -527,23 +513,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn run_files_are_not_container_checkpoints() {
+    fn layout_paths() {
         let layout = Layout::new(Path::new("/data"));
         assert_eq!(
             layout.log_path("u", "app", 3),
-            Path::new("/data/pods/u/containers/app.3.log")
+            Path::new("/data/pods/u/app.3.log")
         );
-        for (path, container) in [
-            (layout.container_checkpoint("u", "app"), Some("app")),
-            (layout.spec_path("u", "app", 0), None),
-            (layout.record_path("u", "app", 12), None),
-            (layout.log_path("u", "app", 1), None),
-        ] {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            assert_eq!(Layout::container_of_checkpoint(&name), container, "{name}");
-        }
-        assert_eq!(Layout::container_of_checkpoint(".json"), None);
-        assert_eq!(Layout::container_of_checkpoint("app.tmp"), None);
+        assert_eq!(
+            layout.record_path("u", "app", 12),
+            Path::new("/data/pods/u/app.12.record.json")
+        );
+        assert_eq!(layout.journal_path(), Path::new("/data/pods.journal"));
+        assert_eq!(layout.volumes_dir("u"), Path::new("/data/pods/u/volumes"));
     }
     use crate::api::quantity::Quantity;
 
@@ -772,6 +753,7 @@ mod tests {
             .limits
             .insert("memory".into(), Quantity::parse("64Mi").unwrap());
         let layout = Layout::new(tmp.path());
+        let (journal, _) = Journal::open(&layout.journal_path()).unwrap();
         let artifact = crate::sandbox::CachedArtifact {
             path: "/nonexistent".into(),
             kind: crate::sandbox::ModuleKind::Module,
@@ -800,7 +782,7 @@ mod tests {
             exe: PathBuf::from("/bin/false"),
             launcher: None,
         };
-        let err = match spawn(&layout, &cgroups, &sandboxes, "b", req) {
+        let err = match spawn(&layout, &journal, &cgroups, &sandboxes, "b", req) {
             Err(e) => e,
             Ok(_) => panic!("spawned without a memory controller"),
         };

@@ -15,6 +15,7 @@
 //! - [`images`]: image -> digest -> verified blob -> compiled artifact
 //! - [`containers`]: the node's file layout, cgroups and sandbox spawning
 //! - [`process`]: pidfds, process identity, checkpoints for re-adoption
+//! - [`journal`]: the checkpoints, appended to one file per node
 //! - [`worker`]: one task per pod driving the plan
 //! - [`pods`]: the pod watch, workers, re-adoption and orphan cleanup
 //! - [`status_writer`]: coalesced status writes
@@ -32,6 +33,7 @@ pub mod ext;
 pub mod images;
 pub mod index;
 pub mod informer;
+pub mod journal;
 pub mod lifecycle;
 pub mod node;
 pub mod plan;
@@ -90,6 +92,8 @@ pub enum AgentError {
     Server(#[from] server::ServerError),
     #[error(transparent)]
     Tls(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Journal(#[from] process::CheckpointError),
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone). The
@@ -165,6 +169,7 @@ pub struct Ctx {
     pub modules: Arc<ModuleStore>,
     pub cgroups: Cgroups,
     pub layout: Layout,
+    pub journal: journal::Journal,
     pub status: StatusWriter,
     pub index: PodIndex,
     pub boot_id: String,
@@ -277,9 +282,12 @@ impl Agent {
             exe: cfg.sandbox_exe.clone(),
             launcher,
         };
+        let layout = Layout::new(&cfg.data_dir);
+        let (journal, local) = journal::Journal::open(&layout.journal_path())?;
         let ctx = Arc::new(Ctx {
             sandboxes,
-            layout: Layout::new(&cfg.data_dir),
+            layout,
+            journal,
             spawn_slots: Semaphore::new(cfg.spawn_parallelism.max(1)),
             cfg,
             client: client.clone(),
@@ -315,7 +323,7 @@ impl Agent {
             rx.clone(),
         )));
         tasks.push(tokio::spawn(
-            pods::PodManager::new(ctx.clone()).run(rx.clone()),
+            pods::PodManager::new(ctx.clone(), local).run(rx.clone()),
         ));
         let stats = Arc::new(stats::Collector::new(ctx.clone()));
         tasks.push(tokio::spawn(

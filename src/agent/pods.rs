@@ -14,41 +14,31 @@ use tokio::task::JoinSet;
 use super::Ctx;
 use super::containers::Layout;
 use super::informer::{self, InformerEvent};
-use super::process::{self, ContainerCheckpoint, PodCheckpoint};
+use super::journal::PodState;
 use super::worker::{Adopted, Msg, Worker};
 use crate::api::core::Pod;
 
-/// Reads the pod state directories left under `pods/`.
-pub fn scan_local(ctx: &Ctx) -> HashMap<String, Adopted> {
-    let mut out = HashMap::new();
-    let dir = ctx.layout.pods_dir();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let uid = entry.file_name().to_string_lossy().into_owned();
-        let pod = match process::read_json::<PodCheckpoint>(&ctx.layout.pod_checkpoint(&uid)) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable pod checkpoint");
-                None
-            }
-        };
-        let mut containers = Vec::new();
-        if let Ok(files) = std::fs::read_dir(ctx.layout.containers_dir(&uid)) {
-            for f in files.flatten() {
-                let path = f.path();
-                let file = f.file_name().to_string_lossy().into_owned();
-                if let Some(name) = Layout::container_of_checkpoint(&file) {
-                    match process::read_json::<ContainerCheckpoint>(&path) {
-                        Ok(Some(cp)) => containers.push((name.to_string(), cp)),
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "unreadable container checkpoint"),
-                    }
-                }
-            }
+fn adopted(state: PodState) -> Adopted {
+    Adopted {
+        pod: state.pod,
+        containers: state.containers.into_iter().collect(),
+    }
+}
+
+/// What a previous agent left: the pods in the checkpoint journal
+/// (`journal`, as read at start) and every state directory under `pods/`
+/// (one without checkpoints belongs to a pod whose first start was cut
+/// short).
+pub fn scan_local(layout: &Layout, journal: HashMap<String, PodState>) -> HashMap<String, Adopted> {
+    let mut out: HashMap<String, Adopted> = journal
+        .into_iter()
+        .map(|(uid, state)| (uid, adopted(state)))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(layout.pods_dir()) {
+        for entry in entries.flatten() {
+            let uid = entry.file_name().to_string_lossy().into_owned();
+            out.entry(uid).or_default();
         }
-        out.insert(uid, Adopted { pod, containers });
     }
     out
 }
@@ -61,6 +51,9 @@ fn clean_orphan(ctx: &Ctx, uid: &str) {
         tracing::warn!(%uid, error = %e, "cannot remove the cgroup of a deleted pod");
     }
     remove_dir(&ctx.layout.pod_dir(uid));
+    if let Err(e) = ctx.journal.forget(uid) {
+        tracing::warn!(%uid, error = %e, "cannot drop the checkpoints of a deleted pod");
+    }
 }
 
 fn remove_dir(dir: &Path) {
@@ -86,8 +79,9 @@ pub struct PodManager {
 }
 
 impl PodManager {
-    pub fn new(ctx: Arc<Ctx>) -> PodManager {
-        let local = scan_local(&ctx);
+    /// `journal`: the checkpoints the journal held when it was opened.
+    pub fn new(ctx: Arc<Ctx>, journal: HashMap<String, PodState>) -> PodManager {
+        let local = scan_local(&ctx.layout, journal);
         PodManager {
             ctx,
             workers: HashMap::new(),
@@ -166,7 +160,9 @@ impl PodManager {
                     }
                     None => {
                         let ctx = self.ctx.clone();
-                        if ctx.layout.pod_dir(&uid).exists() && !uid.is_empty() {
+                        let known =
+                            ctx.journal.get(&uid).is_some() || ctx.layout.pod_dir(&uid).exists();
+                        if known && !uid.is_empty() {
                             tokio::task::spawn_blocking(move || clean_orphan(&ctx, &uid));
                         }
                     }
@@ -200,12 +196,16 @@ impl PodManager {
             .as_mut()
             .and_then(|l| l.remove(&uid))
             .or_else(|| {
-                // Watch events after the first list: only our own state dirs.
-                self.ctx
-                    .layout
-                    .pod_dir(&uid)
-                    .exists()
-                    .then(|| super::pods::scan_one(&self.ctx, &uid))
+                // Watch events after the first list: only our own state.
+                match self.ctx.journal.get(&uid) {
+                    Some(state) => Some(adopted(state)),
+                    None => self
+                        .ctx
+                        .layout
+                        .pod_dir(&uid)
+                        .exists()
+                        .then(Adopted::default),
+                }
             });
         if terminal && adopted.is_none() {
             // Finished before this agent knew it: nothing local to serve.
@@ -230,10 +230,4 @@ impl PodManager {
         self.workers.insert(uid.clone(), Handle { tx, terminal });
         Some(uid)
     }
-}
-
-/// The local state of one pod.
-pub fn scan_one(ctx: &Ctx, uid: &str) -> Adopted {
-    let mut all = scan_local(ctx);
-    all.remove(uid).unwrap_or_default()
 }

@@ -1,12 +1,12 @@
 //! Sandbox processes seen from the agent: pidfds (to wait for and signal a
 //! process, even one another agent instance started), process identity
 //! (pid plus start time from `/proc`, plus the boot id, so a reused pid is
-//! never mistaken for a sandbox), and the checkpoint files that let a
-//! restarted agent re-adopt running sandboxes.
+//! never mistaken for a sandbox), and the checkpoints that let a restarted
+//! agent re-adopt running sandboxes.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -161,7 +161,7 @@ impl ProcessIdentity {
     }
 }
 
-/// The pod a state directory belongs to (`pod.json`).
+/// The pod a state directory belongs to (kept in [`super::journal`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodCheckpoint {
@@ -172,8 +172,8 @@ pub struct PodCheckpoint {
     pub start_time: DateTime<Utc>,
 }
 
-/// The latest run of a container (`containers/<name>.json`), written when
-/// its sandbox is spawned and when it starts.
+/// The latest run of a container (kept in [`super::journal`]), written
+/// when its sandbox is spawned and when it starts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerCheckpoint {
@@ -187,65 +187,6 @@ pub struct ContainerCheckpoint {
     pub started_at: Option<DateTime<Utc>>,
     /// The sandbox writes its termination record here.
     pub record_path: PathBuf,
-}
-
-/// Writes `value` as JSON via a temp file and rename.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
-    let err = |source| CheckpointError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let bytes = serde_json::to_vec(value).map_err(|e| err(io::Error::other(e)))?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
-}
-
-/// Rewrites an existing checkpoint in place, in one write at offset 0,
-/// padded with spaces (which JSON ignores) to at least its old length so
-/// nothing of the old text survives. Unlike [`write_json`] it allocates no
-/// new inode; meant for updates that only add to a checkpoint (a killed
-/// agent cannot tear a single small write, and a checkpoint torn by a power
-/// loss belongs to sandboxes that are gone with the boot). Falls back to
-/// [`write_json`] when the file is missing.
-pub fn update_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
-    use std::os::unix::fs::FileExt;
-    let err = |source| CheckpointError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = match std::fs::OpenOptions::new().write(true).open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return write_json(path, value),
-        Err(e) => return Err(err(e)),
-    };
-    let mut bytes = serde_json::to_vec(value).map_err(|e| err(io::Error::other(e)))?;
-    let old = file.metadata().map_err(err)?.len();
-    let old = usize::try_from(old).unwrap_or(usize::MAX);
-    if bytes.len() < old {
-        bytes.resize(old, b' ');
-    }
-    file.write_all_at(&bytes, 0).map_err(err)
-}
-
-/// Reads a JSON checkpoint; `Ok(None)` when the file does not exist.
-pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, CheckpointError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(CheckpointError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|source| CheckpointError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 /// Raises the soft open-file limit to the hard one: every sandbox costs
@@ -267,34 +208,6 @@ pub fn raise_nofile_limit() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn update_json_rewrites_in_place() {
-        use std::collections::BTreeMap;
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.json");
-        let long: BTreeMap<&str, &str> = [("a", "a long value"), ("b", "x")].into();
-        write_json(&path, &long).unwrap();
-        let inode = std::fs::metadata(&path).unwrap().ino();
-        let short: BTreeMap<&str, &str> = [("a", "s")].into();
-        update_json(&path, &short).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
-        let back: Option<BTreeMap<String, String>> = read_json(&path).unwrap();
-        assert_eq!(back.unwrap(), [("a".to_string(), "s".to_string())].into());
-        let longer: BTreeMap<&str, &str> = [("a", "an even longer value than before")].into();
-        update_json(&path, &longer).unwrap();
-        let back: Option<BTreeMap<String, String>> = read_json(&path).unwrap();
-        assert_eq!(back.unwrap()["a"], "an even longer value than before");
-        // Missing: written as new.
-        let other = dir.path().join("new.json");
-        update_json(&other, &short).unwrap();
-        assert!(
-            read_json::<BTreeMap<String, String>>(&other)
-                .unwrap()
-                .is_some()
-        );
-    }
 
     #[test]
     fn start_ticks_are_read_after_the_command_name() {
@@ -341,25 +254,5 @@ mod tests {
         pidfd_signal(&fd, libc::SIGTERM).unwrap();
         // Not a child of ours (any more): unknown.
         assert_eq!(reap(pid), ExitStatus::Unknown);
-    }
-
-    #[test]
-    fn checkpoints_round_trip() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("c.json");
-        assert!(read_json::<PodCheckpoint>(&path).unwrap().is_none());
-        let cp = PodCheckpoint {
-            namespace: "default".into(),
-            name: "web".into(),
-            uid: "u".into(),
-            start_time: Utc::now(),
-        };
-        write_json(&path, &cp).unwrap();
-        assert_eq!(read_json::<PodCheckpoint>(&path).unwrap(), Some(cp));
-        std::fs::write(&path, b"{").unwrap();
-        assert!(matches!(
-            read_json::<PodCheckpoint>(&path),
-            Err(CheckpointError::Parse { .. })
-        ));
     }
 }

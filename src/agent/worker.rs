@@ -584,6 +584,9 @@ impl Worker {
                         {
                             tracing::warn!(path = %dir.display(), error = %e, "cannot remove pod directory");
                         }
+                        if let Err(e) = c.journal.forget(&u) {
+                            tracing::warn!(error = %e, "cannot drop the pod's checkpoints");
+                        }
                     })
                     .await;
                     if delete_object {
@@ -770,6 +773,7 @@ impl Starter {
             tokio::task::spawn_blocking(move || {
                 containers::spawn(
                     &ctx.layout,
+                    &ctx.journal,
                     &ctx.cgroups,
                     &ctx.sandboxes,
                     &ctx.boot_id,
@@ -841,12 +845,11 @@ impl Starter {
                 );
                 let mut cp = spawned.checkpoint;
                 cp.started_at = Some(at);
-                let path = ctx.layout.container_checkpoint(&uid, &name);
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = process::update_json(&path, &cp) {
-                        tracing::warn!(error = %e, "cannot update container checkpoint");
-                    }
-                });
+                // One append to a file in the page cache: not worth a
+                // blocking-pool round trip.
+                if let Err(e) = ctx.journal.put_container(&uid, &name, &cp) {
+                    tracing::warn!(error = %e, "cannot update container checkpoint");
+                }
             }
             Ok(StartStatus::ExitedBeforeStart) => {}
             Err(e) => {

@@ -175,7 +175,7 @@ fn v1_create_on_existing_cgroup_resets_unset_limits() {
     let mgr = fake.manager();
     fake.add_cgroup("wasmk/podA");
     let pod = path("wasmk/podA");
-    mgr.create(&pod, &ALL_LIMITS).unwrap();
+    assert!(!mgr.create(&pod, &ALL_LIMITS).unwrap(), "it existed");
     mgr.create(&pod, &Limits::default()).unwrap();
     for (hierarchy, file, want) in [
         ("cpu,cpuacct", "cpu.cfs_quota_us", "-1"),

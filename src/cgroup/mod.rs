@@ -280,8 +280,10 @@ impl CgroupManager {
     /// first delegates `cpu`, `memory` and `pids` through every ancestor's
     /// `cgroup.subtree_control`. On an existing cgroup it updates the limits,
     /// resetting those that are `None` to the kernel default. Nothing is
-    /// created when a limit needs a controller the host lacks.
-    pub fn create(&self, path: &CgroupPath, limits: &Limits) -> Result<()> {
+    /// created when a limit needs a controller the host lacks. Returns true
+    /// when the cgroup did not exist before (in any hierarchy), so it holds
+    /// no process.
+    pub fn create(&self, path: &CgroupPath, limits: &Limits) -> Result<bool> {
         let available = self.controllers();
         for (controller, needed_for, needed) in [
             (

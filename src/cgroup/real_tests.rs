@@ -173,10 +173,14 @@ fn real_lifecycle_limits_join_stats_kill_remove() {
     )
     .unwrap();
     let limits = Limits::from_resources(Some(250), Some(500), Some(64 << 20), Some(16));
-    mgr.create(&c1, &limits).unwrap();
+    assert!(
+        mgr.create(&c1, &limits).unwrap(),
+        "a new cgroup is reported new"
+    );
     for (file, want) in expected_files(mgr, &limits) {
         assert_eq!(read_in(mgr, &c1, file), want, "{file}");
     }
+    assert!(!mgr.create(&c1, &limits).unwrap(), "an existing one is not");
 
     let mut child = spawn_in(mgr, &c1, "exec sleep 30");
     let pid = child.pid();

@@ -85,10 +85,12 @@ impl V1 {
             .map(|h| h.mount.join(path.as_str()))
     }
 
-    pub(super) fn create(&self, path: &CgroupPath, limits: &Limits) -> Result<(), CgroupError> {
+    pub(super) fn create(&self, path: &CgroupPath, limits: &Limits) -> Result<bool, CgroupError> {
+        let mut all_fresh = true;
         for h in &self.hierarchies {
             let dir = h.mount.join(path.as_str());
             let fresh = mkdir_all(&h.mount, &dir)?;
+            all_fresh &= fresh;
             for controller in &h.controllers {
                 match controller {
                     Controller::Cpu => apply_cpu(&dir, limits, fresh)?,
@@ -98,7 +100,7 @@ impl V1 {
                 }
             }
         }
-        Ok(())
+        Ok(all_fresh)
     }
 
     fn apply_memory(&self, dir: &Path, limits: &Limits, fresh: bool) -> Result<(), CgroupError> {

@@ -44,7 +44,7 @@ impl V2 {
         self.mount.join(path.as_str())
     }
 
-    pub(super) fn create(&self, path: &CgroupPath, limits: &Limits) -> Result<(), CgroupError> {
+    pub(super) fn create(&self, path: &CgroupPath, limits: &Limits) -> Result<bool, CgroupError> {
         let dir = self.dir(path);
         let fresh = mkdir_all(&self.mount, &dir)?;
         // Every ancestor from the hierarchy root down to the parent must
@@ -65,7 +65,7 @@ impl V2 {
                 Controller::Cpuacct | Controller::Freezer => {}
             }
         }
-        Ok(())
+        Ok(fresh)
     }
 
     fn enable_in_subtree(&self, dir: &Path) -> Result<(), CgroupError> {

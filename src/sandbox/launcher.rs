@@ -21,8 +21,9 @@
 //! 3. the sandbox starts a new session, points stdio at `/dev/null`, joins
 //!    its cgroups by writing `0` (the caller) to each join file, and only
 //!    then reports its pid; the module runs inside its limits or not at
-//!    all. It then runs the spec with the preloaded engine and module
-//!    exactly as `wasmk sandbox --spec FILE` would, and shows
+//!    all. It then runs the spec with the launcher's engine and the module
+//!    as the launcher loaded and linked it (imports resolved once per
+//!    module, not per sandbox), exactly as `wasmk sandbox --spec FILE` would, and shows
 //!    `wasmk sandbox --pod NS/NAME --container C --uid UID` as its command
 //!    line;
 //! 4. the launcher reaps the intermediate (the sandbox is now the agent's)
@@ -49,12 +50,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::Component;
-use wasmtime::{Engine, Module};
+use wasmtime::Engine;
 
 use super::engine::{EngineRole, new_engine};
+use super::run::Prepared;
 use super::spawn::{StartSignal, inherit_as, pipe, stat_field, unblock_signals};
-use super::spec::{EXIT_START_ERROR, ModuleKind, SandboxSpec};
+use super::spec::{EXIT_START_ERROR, SandboxSpec};
 
 /// The hidden subcommand that runs the launcher.
 pub const LAUNCHER_SUBCOMMAND: &str = "sandbox-launcher";
@@ -446,13 +447,6 @@ fn recv_with_fds(sock: RawFd, buf: &mut [u8], max_fds: usize) -> io::Result<(usi
     Ok((n, fds))
 }
 
-/// A module or component deserialised ahead of the fork.
-#[derive(Clone)]
-pub(crate) enum Preloaded {
-    Module(Module),
-    Component(Component),
-}
-
 /// The launcher process's `main`. Returns the exit status.
 pub fn launcher_main() -> i32 {
     // SAFETY: fstat only inspects the descriptor.
@@ -498,7 +492,7 @@ pub fn launcher_main() -> i32 {
     if let Some(a) = area {
         a.set_title(&title(&exe, &[LAUNCHER_SUBCOMMAND.as_ref()]));
     }
-    let mut modules: HashMap<PathBuf, Preloaded> = HashMap::new();
+    let mut modules: HashMap<PathBuf, Prepared> = HashMap::new();
     let mut buf = vec![0u8; MAX_REQUEST];
     loop {
         let (n, fds) = match recv_with_fds(sock.as_raw_fd(), &mut buf, MAX_FDS) {
@@ -568,34 +562,23 @@ fn title(exe: &OsStr, args: &[&OsStr]) -> Vec<u8> {
     t
 }
 
-/// The deserialised module for `spec`, from the cache or loaded now.
+/// The module of `spec` loaded and linked, from the cache or prepared now.
+/// A failure is left to the sandbox, which reports it in its termination
+/// record.
 fn preload(
-    modules: &mut HashMap<PathBuf, Preloaded>,
+    modules: &mut HashMap<PathBuf, Prepared>,
     engine: &Engine,
     spec: &SandboxSpec,
-) -> Option<Preloaded> {
+) -> Option<Prepared> {
     if let Some(p) = modules.get(&spec.artifact_path) {
         return Some(p.clone());
     }
-    // SAFETY: as in the sandbox: the artifact was written by the node's
-    // compile cache with this engine configuration, and wasmtime checks its
-    // header and compatibility before mapping it. A failure is left to the
-    // sandbox, which reports it in its termination record.
-    let loaded = unsafe {
-        match spec.kind {
-            ModuleKind::Module => Module::deserialize_file(engine, &spec.artifact_path)
-                .ok()
-                .map(Preloaded::Module),
-            ModuleKind::Component => Component::deserialize_file(engine, &spec.artifact_path)
-                .ok()
-                .map(Preloaded::Component),
-        }
-    }?;
+    let prepared = Prepared::load(engine, spec).ok()?;
     if modules.len() >= MAX_CACHED_MODULES {
         modules.clear();
     }
-    modules.insert(spec.artifact_path.clone(), loaded.clone());
-    Some(loaded)
+    modules.insert(spec.artifact_path.clone(), prepared.clone());
+    Some(prepared)
 }
 
 /// An answer (to the agent) or a report (sandbox to launcher): the
@@ -635,7 +618,7 @@ struct Launch<'a> {
     joins: Vec<OwnedFd>,
     spec: SandboxSpec,
     engine: Option<Engine>,
-    preloaded: Option<Preloaded>,
+    preloaded: Option<Prepared>,
 }
 
 impl Launch<'_> {

@@ -26,13 +26,13 @@ use std::task::{Context, Poll};
 
 use chrono::{DateTime, Utc};
 use wasmtime::component::{Component, ResourceTable};
-use wasmtime::{Engine, Linker, Module, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, InstancePre, Linker, Module, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::engine::{EngineRole, new_engine};
-use super::launcher::Preloaded;
 use super::logs::{CriLogWriter, LogStream};
 use super::spec::{
     EXIT_OOM, EXIT_START_ERROR, EXIT_TERMINATED, EXIT_TRAP, ModuleKind, SandboxSpec,
@@ -301,13 +301,13 @@ impl tokio::io::AsyncWrite for LogOutput {
 }
 
 /// Store data for a core module (WASI preview 1).
-struct P1State {
+pub(crate) struct P1State {
     wasi: wasmtime_wasi::p1::WasiP1Ctx,
     limiter: MemoryLimiter,
 }
 
 /// Store data for a component (WASI preview 2).
-struct P2State {
+pub(crate) struct P2State {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
@@ -318,6 +318,66 @@ impl WasiView for P2State {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+/// A module or component linked against WASI and ready to instantiate
+/// (its imports resolved): what the [`super::launcher`] prepares once per
+/// artifact before it forks, and a sandbox on its own prepares for itself.
+#[derive(Clone)]
+pub(crate) enum Prepared {
+    Module(InstancePre<P1State>),
+    Component(CommandPre<P2State>),
+}
+
+impl Prepared {
+    /// Loads the compiled artifact of `spec` and links it. The error is the
+    /// sandbox's start failure message.
+    pub(crate) fn load(engine: &Engine, spec: &SandboxSpec) -> Result<Prepared, String> {
+        let artifact = spec.artifact_path.display();
+        let module_name = spec.module_path.display();
+        match spec.kind {
+            ModuleKind::Module => {
+                // SAFETY: the artifact was written by the node's compile
+                // cache with this engine configuration; wasmtime still
+                // checks its header and compatibility before mapping it.
+                let module = unsafe { Module::deserialize_file(engine, &spec.artifact_path) }
+                    .map_err(|e| format!("cannot load compiled module {artifact}: {e:#}"))?;
+                let mut linker: Linker<P1State> = Linker::new(engine);
+                wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)
+                    .map_err(|e| format!("cannot set up WASI preview 1: {e:#}"))?;
+                linker
+                    .instantiate_pre(&module)
+                    .map(Prepared::Module)
+                    .map_err(|e| format!("cannot instantiate module {module_name}: {e:#}"))
+            }
+            ModuleKind::Component => {
+                // SAFETY: as for core modules above.
+                let component = unsafe { Component::deserialize_file(engine, &spec.artifact_path) }
+                    .map_err(|e| format!("cannot load compiled component {artifact}: {e:#}"))?;
+                let mut linker: wasmtime::component::Linker<P2State> =
+                    wasmtime::component::Linker::new(engine);
+                wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+                    .map_err(|e| format!("cannot set up WASI preview 2: {e:#}"))?;
+                let pre = linker.instantiate_pre(&component).map_err(|e| {
+                    format!(
+                        "cannot instantiate component {module_name} as a wasi:cli command: {e:#}"
+                    )
+                })?;
+                CommandPre::new(pre).map(Prepared::Component).map_err(|e| {
+                    format!(
+                        "cannot instantiate component {module_name} as a wasi:cli command: {e:#}"
+                    )
+                })
+            }
+        }
+    }
+
+    fn kind(&self) -> ModuleKind {
+        match self {
+            Prepared::Module(_) => ModuleKind::Module,
+            Prepared::Component(_) => ModuleKind::Component,
         }
     }
 }
@@ -355,23 +415,23 @@ pub fn run(spec: &SandboxSpec) -> TerminationRecord {
 }
 
 /// [`run`] with the start pipe given, and optionally an engine and the
-/// module already deserialised (by the [`super::launcher`]). The engine is
-/// used only for the default stack size; the module only if it is of the
-/// spec's kind.
+/// module already loaded and linked (by the [`super::launcher`], with that
+/// engine). The engine is used only for the default stack size; the
+/// prepared module only with the engine and if it is of the spec's kind.
 pub(crate) fn run_with(
     spec: &SandboxSpec,
     start_fd: Option<OwnedFd>,
     engine: Option<Engine>,
-    preloaded: Option<Preloaded>,
+    prepared: Option<Prepared>,
 ) -> TerminationRecord {
     let stop = match StopPipe::install() {
         Ok(s) => s,
         Err(e) => return start_error(format!("cannot install signal handlers: {e}")),
     };
-    let engine = match engine.filter(|_| spec.max_wasm_stack_bytes.is_none()) {
-        Some(e) => e,
+    let (engine, prepared) = match engine.filter(|_| spec.max_wasm_stack_bytes.is_none()) {
+        Some(e) => (e, prepared.filter(|p| p.kind() == spec.kind)),
         None => match new_engine(EngineRole::Sandbox, spec.max_wasm_stack_bytes) {
-            Ok(e) => e,
+            Ok(e) => (e, None),
             Err(e) => return start_error(e.to_string()),
         },
     };
@@ -403,7 +463,7 @@ pub(crate) fn run_with(
         sink.clone(),
         &stop,
         start_fd,
-        preloaded,
+        prepared,
     ));
     let log_error = sink.finish();
     let mut record = to_record(outcome, spec);
@@ -490,7 +550,7 @@ async fn run_module(
     sink: LogSink,
     stop: &StopPipe,
     start_fd: Option<OwnedFd>,
-    preloaded: Option<Preloaded>,
+    prepared: Option<Prepared>,
 ) -> Outcome {
     let mut builder = match wasi_builder(spec, &sink) {
         Ok(b) => b,
@@ -501,29 +561,16 @@ async fn run_module(
         used: 0,
         refused: None,
     };
-    let artifact = spec.artifact_path.display();
+    let prepared = match prepared {
+        Some(p) => p,
+        None => match Prepared::load(engine, spec) {
+            Ok(p) => p,
+            Err(e) => return Outcome::StartFailed(e),
+        },
+    };
     let module_name = spec.module_path.display();
-    match spec.kind {
-        ModuleKind::Module => {
-            // SAFETY: the artifact was written by the node's compile cache
-            // with this engine configuration; wasmtime still checks its
-            // header and compatibility before mapping it.
-            let loaded = match preloaded {
-                Some(Preloaded::Module(m)) => Ok(m),
-                _ => unsafe { Module::deserialize_file(engine, &spec.artifact_path) },
-            };
-            let module = match loaded {
-                Ok(m) => m,
-                Err(e) => {
-                    return Outcome::StartFailed(format!(
-                        "cannot load compiled module {artifact}: {e:#}"
-                    ));
-                }
-            };
-            let mut linker: Linker<P1State> = Linker::new(engine);
-            if let Err(e) = wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi) {
-                return Outcome::StartFailed(format!("cannot set up WASI preview 1: {e:#}"));
-            }
+    match prepared {
+        Prepared::Module(pre) => {
             let mut store = Store::new(
                 engine,
                 P1State {
@@ -534,7 +581,7 @@ async fn run_module(
             store.limiter(|s| &mut s.limiter);
             store.set_epoch_deadline(1);
             store.epoch_deadline_callback(epoch_callback);
-            let instance = match linker.instantiate_async(&mut store, &module).await {
+            let instance = match pre.instantiate_async(&mut store).await {
                 Ok(i) => i,
                 Err(e) => {
                     return Outcome::StartFailed(format!(
@@ -571,25 +618,7 @@ async fn run_module(
                 refused: store.data().limiter.refused,
             }
         }
-        ModuleKind::Component => {
-            // SAFETY: as for core modules above.
-            let loaded = match preloaded {
-                Some(Preloaded::Component(c)) => Ok(c),
-                _ => unsafe { Component::deserialize_file(engine, &spec.artifact_path) },
-            };
-            let component = match loaded {
-                Ok(c) => c,
-                Err(e) => {
-                    return Outcome::StartFailed(format!(
-                        "cannot load compiled component {artifact}: {e:#}"
-                    ));
-                }
-            };
-            let mut linker: wasmtime::component::Linker<P2State> =
-                wasmtime::component::Linker::new(engine);
-            if let Err(e) = wasmtime_wasi::p2::add_to_linker_async(&mut linker) {
-                return Outcome::StartFailed(format!("cannot set up WASI preview 2: {e:#}"));
-            }
+        Prepared::Component(pre) => {
             let mut store = Store::new(
                 engine,
                 P2State {
@@ -601,11 +630,7 @@ async fn run_module(
             store.limiter(|s| &mut s.limiter);
             store.set_epoch_deadline(1);
             store.epoch_deadline_callback(epoch_callback);
-            let command = match wasmtime_wasi::p2::bindings::Command::instantiate_async(
-                &mut store, &component, &linker,
-            )
-            .await
-            {
+            let command = match pre.instantiate_async(&mut store).await {
                 Ok(c) => c,
                 Err(e) => {
                     return Outcome::StartFailed(format!(

@@ -14,7 +14,9 @@
 //!   (one watch on the namespace, opened before the first create);
 //! - burst: the singles are deleted, then `--burst` pods are created by 32
 //!   concurrent clients; the figure is the time from the first create to
-//!   the watch event showing the last of them Running;
+//!   the watch event showing the last of them Running; beside it, the busy
+//!   CPU time of the whole machine over that interval (from /proc/stat),
+//!   which is steadier than the wall time when comparing changes;
 //! - memory: with the burst's pods idle, the PSS (`/proc/PID/smaps_rollup`)
 //!   of every sandbox process in the cluster's cgroups is summed, plus the
 //!   growth of the `wasmk up` process's PSS since before the burst, and
@@ -54,6 +56,27 @@ struct Args {
     /// Pods created at once.
     #[arg(long, default_value_t = 1000)]
     burst: usize,
+}
+
+/// Busy CPU time of the whole machine so far, in seconds (all CPUs, from
+/// the `cpu` line of /proc/stat: everything but idle and iowait).
+fn busy_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (total - idle) as f64 / hz
 }
 
 fn pss_kib(pid: u32) -> Option<u64> {
@@ -351,6 +374,7 @@ async fn main() -> Result<()> {
     println!("burst of {} pods created at once:", args.burst);
     let names: Vec<String> = (0..args.burst).map(|i| format!("burst-{i}")).collect();
     let queue = Arc::new(Mutex::new(names.clone()));
+    let cpu0 = busy_cpu_secs();
     let t0 = Instant::now();
     let mut creators = Vec::new();
     for _ in 0..32 {
@@ -374,8 +398,10 @@ async fn main() -> Result<()> {
     for n in &names {
         last = last.max(watcher.wait(n).await?);
     }
+    let cpu = busy_cpu_secs() - cpu0;
     println!("  all created after   {:>9.1} ms", ms(created));
     println!("  all Running after   {:>9.1} ms", ms(last - t0));
+    println!("  machine CPU busy    {cpu:>9.2} s (all cores, until all Running)");
 
     // Let the pods settle into idling before measuring memory.
     tokio::time::sleep(Duration::from_secs(5)).await;
