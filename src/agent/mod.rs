@@ -124,7 +124,11 @@ pub struct AgentConfig {
     pub lease_interval: Duration,
     pub status_interval: Duration,
     pub stats_interval: Duration,
-    /// How long a "being created" status may wait for the start to finish.
+    /// How long a "being created" status may wait for the start to finish:
+    /// a pod that starts within it is written once, as Running. In a burst
+    /// of starts this halves the status writes (and their Raft entries and
+    /// watch events); a pod whose start takes longer shows
+    /// ContainerCreating after it.
     pub status_coalesce: Duration,
     pub log_rotation: LogRotation,
     /// The binary whose `sandbox` subcommand runs containers.
@@ -152,7 +156,7 @@ impl AgentConfig {
             lease_interval: Duration::from_secs(2),
             status_interval: Duration::from_secs(10),
             stats_interval: Duration::from_secs(15),
-            status_coalesce: Duration::from_millis(25),
+            status_coalesce: Duration::from_secs(1),
             log_rotation: LogRotation::default(),
             sandbox_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("wasmk")),
             labels: BTreeMap::new(),
@@ -245,8 +249,15 @@ impl Agent {
             root: CgroupPath::new(&cfg.cgroup_root)?,
             pids_limit: cfg.pids_limit,
         };
-        if let Err(e) = &cgroups.manager {
-            tracing::warn!(error = %e, "no cgroups: pods on this node cannot start");
+        match &cgroups.manager {
+            Err(e) => tracing::warn!(error = %e, "no cgroups: pods on this node cannot start"),
+            // The root first, so the pods' cgroups inherit its settings
+            // (v1 swappiness) instead of each writing them.
+            Ok(mgr) => {
+                if let Err(e) = mgr.create_root(&cgroups.root) {
+                    tracing::warn!(error = %e, "cannot create the pods' root cgroup");
+                }
+            }
         }
         let identity = sysinfo::host_identity();
         let facts = sysinfo::host_facts(&cfg.data_dir);

@@ -358,7 +358,7 @@ fn v1_missing_interface_file_is_an_error_naming_it() {
     match mgr.create(&path("wasmk/podA"), &ALL_LIMITS.with_only_cpu()) {
         Err(CgroupError::Io { op, path, .. }) => {
             assert_eq!(op, "write limit");
-            assert_eq!(path, fake.file("cpu", "wasmk/podA", "cpu.cfs_period_us"));
+            assert_eq!(path, fake.file("cpu", "wasmk/podA", "cpu.cfs_quota_us"));
         }
         other => panic!("got {other:?}"),
     }

@@ -307,8 +307,19 @@ impl CgroupManager {
             }
         }
         match &self.imp {
-            Imp::V1(m) => m.create(path, limits),
+            Imp::V1(m) => m.create(path, limits, false),
             Imp::V2(m) => m.create(path, limits),
+        }
+    }
+
+    /// Creates (or updates) the cgroup a tree of pods lives under, with no
+    /// limits. Call it before creating anything below: settings a new
+    /// cgroup inherits from its parent (v1 `memory.swappiness`, 0 here)
+    /// are written only on this root and on cgroups that existed already.
+    pub fn create_root(&self, path: &CgroupPath) -> Result<bool> {
+        match &self.imp {
+            Imp::V1(m) => m.create(path, &Limits::default(), true),
+            Imp::V2(m) => m.create(path, &Limits::default()),
         }
     }
 

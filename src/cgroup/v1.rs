@@ -85,7 +85,13 @@ impl V1 {
             .map(|h| h.mount.join(path.as_str()))
     }
 
-    pub(super) fn create(&self, path: &CgroupPath, limits: &Limits) -> Result<bool, CgroupError> {
+    /// `root`: the top of a tree, which cannot inherit our settings.
+    pub(super) fn create(
+        &self,
+        path: &CgroupPath,
+        limits: &Limits,
+        root: bool,
+    ) -> Result<bool, CgroupError> {
         let mut all_fresh = true;
         for h in &self.hierarchies {
             let dir = h.mount.join(path.as_str());
@@ -94,7 +100,7 @@ impl V1 {
             for controller in &h.controllers {
                 match controller {
                     Controller::Cpu => apply_cpu(&dir, limits, fresh)?,
-                    Controller::Memory => self.apply_memory(&dir, limits, fresh)?,
+                    Controller::Memory => self.apply_memory(&dir, limits, fresh, root)?,
                     Controller::Pids => apply_pids(&dir, limits, fresh)?,
                     Controller::Cpuacct | Controller::Freezer => {}
                 }
@@ -103,7 +109,13 @@ impl V1 {
         Ok(all_fresh)
     }
 
-    fn apply_memory(&self, dir: &Path, limits: &Limits, fresh: bool) -> Result<(), CgroupError> {
+    fn apply_memory(
+        &self,
+        dir: &Path,
+        limits: &Limits,
+        fresh: bool,
+        root: bool,
+    ) -> Result<(), CgroupError> {
         if limits.memory_bytes.is_some() || !fresh {
             let value = limits
                 .memory_bytes
@@ -113,7 +125,12 @@ impl V1 {
                 // The kernel keeps limit <= memsw at every step, so raise
                 // memsw first and lower it last.
                 let memsw_file = dir.join("memory.memsw.limit_in_bytes");
-                let current = read_u64(&limit_file)?;
+                // A new cgroup starts unlimited.
+                let current = if fresh {
+                    u64::MAX
+                } else {
+                    read_u64(&limit_file)?
+                };
                 let target = limits.memory_bytes.unwrap_or(u64::MAX);
                 if memsw_first(current, target) {
                     write_limit(&memsw_file, &value)?;
@@ -126,11 +143,15 @@ impl V1 {
                 write_limit(&limit_file, &value)?;
             }
         }
-        // Best effort: older kernels refuse swappiness below a hierarchical
+        // A new cgroup inherits its parent's swappiness, and the tree's
+        // root gets it first, so other new cgroups need no write. Best
+        // effort: older kernels refuse swappiness below a hierarchical
         // parent, and with memsw equal to the limit swap is off anyway.
-        let swappiness = dir.join("memory.swappiness");
-        if let Err(e) = write_limit(&swappiness, "0") {
-            tracing::debug!(error = %e, "cgroup v1 swappiness not set");
+        if root || !fresh {
+            let swappiness = dir.join("memory.swappiness");
+            if let Err(e) = write_limit(&swappiness, "0") {
+                tracing::debug!(error = %e, "cgroup v1 swappiness not set");
+            }
         }
         Ok(())
     }
@@ -188,7 +209,10 @@ impl V1 {
 fn apply_cpu(dir: &Path, limits: &Limits, fresh: bool) -> Result<(), CgroupError> {
     match limits.cpu_quota_us() {
         Some(quota) => {
-            write_limit(&dir.join("cpu.cfs_period_us"), &CFS_PERIOD_US.to_string())?;
+            // A new cgroup has the kernel's default period, which is ours.
+            if !fresh {
+                write_limit(&dir.join("cpu.cfs_period_us"), &CFS_PERIOD_US.to_string())?;
+            }
             write_limit(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
         }
         None if !fresh => write_limit(&dir.join("cpu.cfs_quota_us"), "-1")?,

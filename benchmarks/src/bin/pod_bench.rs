@@ -56,6 +56,9 @@ struct Args {
     /// Pods created at once.
     #[arg(long, default_value_t = 1000)]
     burst: usize,
+    /// Also write the agent's debug lines to this file at the end.
+    #[arg(long)]
+    agent_log: Option<PathBuf>,
 }
 
 /// Busy CPU time of the whole machine so far, in seconds (all CPUs, from
@@ -436,5 +439,9 @@ async fn main() -> Result<()> {
         "  per pod             {:>9.2} MiB",
         (sandbox_pss + growth) as f64 / 1024.0 / pods
     );
+    if let Some(path) = &args.agent_log {
+        let lines = cluster.log.lock().map(|l| l.join("\n")).unwrap_or_default();
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }
