@@ -508,12 +508,13 @@ fn hostile_modules_are_contained_beside_a_neighbour() {
     n.phase("flood", "Running");
     std::thread::sleep(Duration::from_secs(3));
     let uid = n.uid("flood");
-    let log_dir = n.cluster.data_dir.join("agent/pods").join(&uid);
-    // app.0.log and its rotated app.0.log.1, ...
+    let log_dir = n.cluster.data_dir.join("agent/pods");
+    // <uid>.app.0.log and its rotated <uid>.app.0.log.1, ...
+    let prefix = format!("{uid}.app.0.log");
     let total: u64 = std::fs::read_dir(&log_dir)
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("app.0.log"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
         .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
         .sum();
     assert!(

@@ -13,8 +13,8 @@ use wasmk::sandbox::logs::{LogOptions, log_files, read_logs};
 use wasmk::sandbox::spec::{EXIT_OOM, EXIT_START_ERROR, EXIT_TERMINATED, EXIT_TRAP};
 use wasmk::sandbox::testing::sample;
 use wasmk::sandbox::{
-    CacheError, EnvVar, Launcher, LogRotation, ModuleCache, ModuleKind, Preopen, SandboxChild,
-    SandboxSpec, StartStatus, TerminationReason, TerminationRecord, spawn_sandbox,
+    CacheError, EnvVar, Launcher, Launchers, LogRotation, ModuleCache, ModuleKind, Preopen,
+    SandboxChild, SandboxSpec, StartStatus, TerminationReason, TerminationRecord, spawn_sandbox,
 };
 
 /// Upper bound for any single sandbox run; tests fail (and kill the child)
@@ -834,5 +834,43 @@ fn large_specs_go_through_the_launcher_and_huge_ones_are_refused() {
             assert!(why.contains("too large"), "{why}")
         }
         other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_pool_of_launchers_starts_sandboxes_side_by_side() {
+    let node = Node::new();
+    let pool = Launchers::new(&exe(), 2).unwrap();
+    let specs: Vec<SandboxSpec> = (0..6)
+        .map(|i| {
+            let mut s = node.spec("hello", ModuleKind::Module, &[&format!("run-{i}")]);
+            s.log_path = node.path(&format!("{i}.log"));
+            s.termination_record_path = node.path(&format!("{i}.json"));
+            s
+        })
+        .collect();
+    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = specs
+            .iter()
+            .map(|spec| {
+                let pool = &pool;
+                scope.spawn(move || {
+                    let l = pool.launch(spec, &[]).unwrap();
+                    Running::new(l.pid, l.start, spec).finish(StartStatus::Started, RUN_BOUND)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, o) in outcomes.iter().enumerate() {
+        assert_eq!(o.record.reason, TerminationReason::Completed, "{i}");
+        assert!(o.log.contains(&format!("run-{i}")), "{i}: {}", o.log);
+    }
+    let pids = pool.pids();
+    assert!(!pids.is_empty() && pids.len() <= 2, "{pids:?}");
+    // Dropping the pool ends its launchers.
+    drop(pool);
+    for pid in pids {
+        assert!(stat_field(pid, 4).is_none(), "launcher {pid} still there");
     }
 }

@@ -14,27 +14,29 @@ use super::process::{self, ContainerCheckpoint, ExitStatus, ProcessIdentity};
 use crate::api::core::Container;
 use crate::cgroup::{CgroupError, CgroupManager, CgroupPath, Limits};
 use crate::sandbox::{
-    EnvVar, Launcher, LogRotation, Preopen, SandboxSpec, SpecError, StartSignal, TerminationReason,
-    TerminationRecord, spawn_sandbox,
+    EnvVar, Launchers, LogRotation, Preopen, SandboxSpec, SpecError, StartSignal,
+    TerminationReason, TerminationRecord, spawn_sandbox,
 };
 
 /// Where a pod's files live under the agent's data directory:
 ///
 /// ```text
 /// pods.journal                          PodCheckpoints and ContainerCheckpoints
-/// pods/<uid>/<name>.<n>.spec.json       SandboxSpec of run n (exec'd sandboxes)
-/// pods/<uid>/<name>.<n>.record.json     TerminationRecord of run n
-/// pods/<uid>/<name>.<n>.log             CRI log of run n (+ .1, .2 rotated)
-/// pods/<uid>/volumes/<volume>/          emptyDir, configMap, secret
+/// pods/<uid>.<name>.<n>.spec.json       SandboxSpec of run n (exec'd sandboxes)
+/// pods/<uid>.<name>.<n>.record.json     TerminationRecord of run n
+/// pods/<uid>.<name>.<n>.log             CRI log of run n (+ .1, .2 rotated)
+/// pods/<uid>/volumes/<volume>/          emptyDir, configMap, secret (pods
+///                                       with volumes only)
 /// ```
 ///
 /// Flat on purpose: every directory and file a start creates is an inode
 /// the file system must allocate, and on ext4 with pods coming and going
 /// that allocation (which, without a journal, skips every inode freed in
-/// the last minute) was the largest cost of a start. A start now creates
-/// the pod's directory (first container only) and its log; checkpoints are
-/// appended to [`super::journal`]. Container names are DNS labels, so they
-/// hold no dot and cannot be mistaken for `volumes`.
+/// the last minute) was the largest cost of a start, a directory costing
+/// more than a file. A start now creates only its log; checkpoints are
+/// appended to [`super::journal`]. Pod uids hold no dot and container
+/// names are DNS labels (no dot either), so `<uid>.` prefixes exactly one
+/// pod's files.
 #[derive(Clone, Debug)]
 pub struct Layout {
     root: PathBuf,
@@ -61,7 +63,36 @@ impl Layout {
     }
 
     fn run_file(&self, uid: &str, name: &str, attempt: u32, suffix: &str) -> PathBuf {
-        self.pod_dir(uid).join(format!("{name}.{attempt}.{suffix}"))
+        self.root.join(format!("{uid}.{name}.{attempt}.{suffix}"))
+    }
+
+    /// The pod whose file or directory `file_name` (an entry of
+    /// [`Layout::pods_dir`]) is.
+    pub fn pod_of_entry(file_name: &str) -> &str {
+        file_name.split('.').next().unwrap_or(file_name)
+    }
+
+    /// Removes everything of pod `uid` under [`Layout::pods_dir`]: its run
+    /// files and its directory. Missing files are not an error.
+    pub fn remove_pod(&self, uid: &str) -> std::io::Result<()> {
+        let mut first_error = None;
+        match std::fs::remove_dir_all(self.pod_dir(uid)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => first_error = Some(e),
+            _ => {}
+        }
+        if !uid.is_empty() {
+            let prefix = format!("{uid}.");
+            for entry in std::fs::read_dir(&self.root)?.flatten() {
+                let name = entry.file_name();
+                if name.to_string_lossy().starts_with(&prefix)
+                    && let Err(e) = std::fs::remove_file(entry.path())
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     pub fn spec_path(&self, uid: &str, name: &str, attempt: u32) -> PathBuf {
@@ -278,20 +309,12 @@ pub struct Spawned {
     pub checkpoint: ContainerCheckpoint,
 }
 
-fn mkdir(path: &Path) -> Result<(), SpawnError> {
-    std::fs::create_dir_all(path).map_err(|source| SpawnError::Io {
-        op: "create",
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// How the agent starts sandbox processes: through the launcher when it
 /// has one (see [`crate::sandbox::launcher`]), else, and whenever the
 /// launcher is unavailable, by exec'ing `EXE sandbox --spec FILE`.
 pub struct Sandboxes {
     pub exe: PathBuf,
-    pub launcher: Option<Launcher>,
+    pub launcher: Option<Launchers>,
 }
 
 impl Sandboxes {
@@ -331,7 +354,6 @@ pub fn spawn(
     let name = &req.container.name;
     let uid = req.uid;
     let t0 = std::time::Instant::now();
-    mkdir(&layout.pod_dir(uid))?;
     if let Some(cp) = &req.pod_checkpoint {
         journal.put_pod(uid, cp)?;
     }
@@ -517,14 +539,52 @@ mod tests {
         let layout = Layout::new(Path::new("/data"));
         assert_eq!(
             layout.log_path("u", "app", 3),
-            Path::new("/data/pods/u/app.3.log")
+            Path::new("/data/pods/u.app.3.log")
         );
         assert_eq!(
             layout.record_path("u", "app", 12),
-            Path::new("/data/pods/u/app.12.record.json")
+            Path::new("/data/pods/u.app.12.record.json")
         );
         assert_eq!(layout.journal_path(), Path::new("/data/pods.journal"));
         assert_eq!(layout.volumes_dir("u"), Path::new("/data/pods/u/volumes"));
+        for path in [
+            layout.log_path("u", "app", 3),
+            layout.spec_path("u", "app", 0),
+            layout.volumes_dir("u").parent().unwrap().to_path_buf(),
+        ] {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert_eq!(Layout::pod_of_entry(&name), "u");
+        }
+    }
+
+    #[test]
+    fn removing_a_pod_leaves_the_others() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::new(tmp.path());
+        std::fs::create_dir_all(layout.volumes_dir("a").join("v")).unwrap();
+        for (uid, n) in [("a", 0), ("a", 1), ("ab", 0), ("b", 0)] {
+            std::fs::write(layout.log_path(uid, "app", n), "x").unwrap();
+            std::fs::write(layout.record_path(uid, "app", n), "{}").unwrap();
+        }
+        let rotated = PathBuf::from(format!("{}.1", layout.log_path("a", "app", 1).display()));
+        std::fs::write(&rotated, "x").unwrap();
+        layout.remove_pod("a").unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(layout.pods_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "ab.app.0.log",
+                "ab.app.0.record.json",
+                "b.app.0.log",
+                "b.app.0.record.json"
+            ]
+        );
+        // Nothing left to remove is not an error.
+        layout.remove_pod("a").unwrap();
     }
     use crate::api::quantity::Quantity;
 

@@ -136,9 +136,11 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     /// Sandboxes spawned at once.
     pub spawn_parallelism: usize,
-    /// Fork sandboxes from a pre-initialised launcher process (else each
+    /// Fork sandboxes from pre-initialised launcher processes (else each
     /// is a fresh exec of `sandbox_exe`).
     pub sandbox_launcher: bool,
+    /// How many launcher processes fork sandboxes side by side.
+    pub sandbox_launchers: usize,
 }
 
 impl AgentConfig {
@@ -162,6 +164,9 @@ impl AgentConfig {
             labels: BTreeMap::new(),
             spawn_parallelism: 2 * sysinfo::cpu_count().max(1) as usize,
             sandbox_launcher: true,
+            // One per CPU (up to 4): a start's fork and its wait for the
+            // sandbox to join its cgroups overlap with others'.
+            sandbox_launchers: (sysinfo::cpu_count() as usize).clamp(1, 4),
         }
     }
 }
@@ -279,7 +284,7 @@ impl Agent {
             crate::auth::ClientAuth::None,
         )?);
         let launcher = if cfg.sandbox_launcher {
-            match crate::sandbox::Launcher::new(&cfg.sandbox_exe) {
+            match crate::sandbox::Launchers::new(&cfg.sandbox_exe, cfg.sandbox_launchers) {
                 Ok(l) => Some(l),
                 Err(e) => {
                     tracing::warn!(error = %e, "no sandbox launcher: every sandbox is exec'd");

@@ -4,7 +4,6 @@
 //! pods that no longer exist.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -26,7 +25,7 @@ fn adopted(state: PodState) -> Adopted {
 }
 
 /// What a previous agent left: the pods in the checkpoint journal
-/// (`journal`, as read at start) and every state directory under `pods/`
+/// (`journal`, as read at start) and every pod with files under `pods/`
 /// (one without checkpoints belongs to a pod whose first start was cut
 /// short).
 pub fn scan_local(layout: &Layout, journal: HashMap<String, PodState>) -> HashMap<String, Adopted> {
@@ -36,8 +35,11 @@ pub fn scan_local(layout: &Layout, journal: HashMap<String, PodState>) -> HashMa
         .collect();
     if let Ok(entries) = std::fs::read_dir(layout.pods_dir()) {
         for entry in entries.flatten() {
-            let uid = entry.file_name().to_string_lossy().into_owned();
-            out.entry(uid).or_default();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let uid = Layout::pod_of_entry(&name);
+            if !uid.is_empty() && !out.contains_key(uid) {
+                out.insert(uid.to_string(), Adopted::default());
+            }
         }
     }
     out
@@ -50,17 +52,11 @@ fn clean_orphan(ctx: &Ctx, uid: &str) {
     {
         tracing::warn!(%uid, error = %e, "cannot remove the cgroup of a deleted pod");
     }
-    remove_dir(&ctx.layout.pod_dir(uid));
+    if let Err(e) = ctx.layout.remove_pod(uid) {
+        tracing::warn!(%uid, error = %e, "cannot remove the files of a deleted pod");
+    }
     if let Err(e) = ctx.journal.forget(uid) {
         tracing::warn!(%uid, error = %e, "cannot drop the checkpoints of a deleted pod");
-    }
-}
-
-fn remove_dir(dir: &Path) {
-    if let Err(e) = std::fs::remove_dir_all(dir)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(path = %dir.display(), error = %e, "cannot remove directory");
     }
 }
 

@@ -578,11 +578,8 @@ impl Worker {
                     let u = uid.clone();
                     let _ = tokio::task::spawn_blocking(move || {
                         release_cgroups(&c, &u);
-                        let dir = c.layout.pod_dir(&u);
-                        if let Err(e) = std::fs::remove_dir_all(&dir)
-                            && e.kind() != std::io::ErrorKind::NotFound
-                        {
-                            tracing::warn!(path = %dir.display(), error = %e, "cannot remove pod directory");
+                        if let Err(e) = c.layout.remove_pod(&u) {
+                            tracing::warn!(pod = %u, error = %e, "cannot remove the pod's files");
                         }
                         if let Err(e) = c.journal.forget(&u) {
                             tracing::warn!(error = %e, "cannot drop the pod's checkpoints");

@@ -1001,17 +1001,15 @@ async fn watch_response(
                 _ = tx.closed() => break,
             };
             let is_error = item.type_ == "ERROR";
-            let object: Value = if output == Output::Table
+            let mut line = if output == Output::Table
                 && matches!(item.type_, "ADDED" | "MODIFIED" | "DELETED")
             {
                 let t = table::single(rt, &item.object, include, first_table);
                 first_table = false;
-                t
+                serde_json::to_vec(&json!({"type": item.type_, "object": t})).unwrap_or_default()
             } else {
-                serde_json::from_slice(&item.object).unwrap_or(Value::Null)
+                watch_line(item.type_, &item.object)
             };
-            let mut line = serde_json::to_vec(&json!({"type": item.type_, "object": object}))
-                .unwrap_or_default();
             line.push(b'\n');
             if tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_err() || is_error {
                 break;
@@ -1031,6 +1029,25 @@ async fn watch_response(
     Ok(r)
 }
 
+/// A watch event as one JSON object. The stored object is compact JSON
+/// already, so it is spliced in rather than parsed and encoded again for
+/// every watcher; anything else (never written by this server) goes the
+/// long way, which turns it into valid JSON.
+fn watch_line(type_: &str, object: &[u8]) -> Vec<u8> {
+    let spliceable = object.first() == Some(&b'{') && !object.contains(&b'\n');
+    if !spliceable {
+        let object: Value = serde_json::from_slice(object).unwrap_or(Value::Null);
+        return serde_json::to_vec(&json!({"type": type_, "object": object})).unwrap_or_default();
+    }
+    let mut line = Vec::with_capacity(object.len() + type_.len() + 24);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(type_.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object);
+    line.push(b'}');
+    line
+}
+
 /// Adapts an mpsc receiver into a `Stream`.
 fn tokio_stream_wrapper<T>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
@@ -1039,6 +1056,31 @@ fn tokio_stream_wrapper<T>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<It
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watch_lines_splice_stored_objects() {
+        let stored = br#"{"kind":"Pod","metadata":{"name":"a b","labels":{"x":"1"}},"n":[1,2.5]}"#;
+        let line = watch_line("MODIFIED", stored);
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["type"], "MODIFIED");
+        assert_eq!(
+            v["object"],
+            serde_json::from_slice::<Value>(stored).unwrap()
+        );
+        // The same bytes as encoding the parsed event.
+        assert_eq!(
+            line,
+            serde_json::to_vec(&json!({"type": "MODIFIED", "object": v["object"]})).unwrap()
+        );
+        // Not a compact object: re-encoded, still one valid line.
+        let pretty = b"{\n  \"a\": 1\n}";
+        let line = watch_line("ADDED", pretty);
+        assert!(!line.contains(&b'\n'));
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["object"]["a"], 1);
+        let v: Value = serde_json::from_slice(&watch_line("ERROR", b"")).unwrap();
+        assert_eq!(v["object"], Value::Null);
+    }
 
     #[test]
     fn paths_parse_like_kubernetes() {

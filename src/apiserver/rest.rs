@@ -294,13 +294,64 @@ impl Filter {
             }
         }
         if !self.fields.is_empty() {
-            let Ok(v) = serde_json::from_slice::<Value>(obj) else {
+            let Some(v) = selected_fields(obj, self.fields.fields()) else {
                 return false;
             };
             return self.fields.matches(|f| self.rt.field_value(&v, f));
         }
         true
     }
+}
+
+/// The parts of a stored object that `fields` (dotted paths) name, in an
+/// object of the same shape; everything else is left out. Selectors are
+/// checked on every watch event (twice, with the previous version), and
+/// parsing only the selected paths spares building the whole object.
+/// `None` when `obj` is not a JSON object.
+fn selected_fields<'a>(obj: &[u8], fields: impl Iterator<Item = &'a str>) -> Option<Value> {
+    use serde_json::value::RawValue;
+    type Level<'b> = BTreeMap<String, &'b RawValue>;
+    let top: Level<'_> = serde_json::from_slice(obj).ok()?;
+    let mut out = Value::Object(Default::default());
+    for field in fields {
+        let segments: Vec<&str> = field.split('.').collect();
+        let Some((last, parents)) = segments.split_last() else {
+            continue;
+        };
+        // Each level's values still point into `obj`.
+        let mut level: Option<Level<'_>> = None;
+        let mut raw = None;
+        for (i, seg) in segments.iter().enumerate() {
+            let Some(r) = level.as_ref().unwrap_or(&top).get(*seg).copied() else {
+                break;
+            };
+            if i == parents.len() {
+                raw = Some(r);
+                break;
+            }
+            match serde_json::from_str::<Level<'_>>(r.get()) {
+                Ok(l) => level = Some(l),
+                Err(_) => break,
+            }
+        }
+        let Some(raw) = raw else {
+            continue;
+        };
+        let Ok(value) = serde_json::from_str::<Value>(raw.get()) else {
+            continue;
+        };
+        let mut slot = &mut out;
+        for seg in parents {
+            let Value::Object(map) = slot else { break };
+            slot = map
+                .entry(seg.to_string())
+                .or_insert_with(|| Value::Object(Default::default()));
+        }
+        if let Value::Object(map) = slot {
+            map.insert(last.to_string(), value);
+        }
+    }
+    Some(out)
 }
 
 impl Api {
@@ -1534,4 +1585,63 @@ pub fn list_decoded<T: serde::de::DeserializeOwned>(
             Some((s.rv, v, t))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selected_fields_keep_only_the_named_paths() {
+        let obj = br#"{"metadata":{"name":"p","namespace":"ns","labels":{"a":"b"}},"spec":{"nodeName":"n1","containers":[{"name":"c"}],"x":{"y":{"z":3}}},"status":{"phase":"Running"}}"#;
+        let v = selected_fields(
+            obj,
+            [
+                "spec.nodeName",
+                "status.phase",
+                "metadata.name",
+                "spec.x.y",
+                "spec.gone",
+                "status.phase.deeper",
+            ]
+            .into_iter(),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "x": {"y": {"z": 3}}}, "status": {"phase": "Running"}})
+        );
+        assert_eq!(selected_fields(b"[1]", ["a"].into_iter()), None);
+        assert_eq!(selected_fields(b"{", ["a"].into_iter()), None);
+    }
+
+    #[test]
+    fn field_selectors_match_like_on_the_whole_object() {
+        let pods: &'static dyn DynResource = crate::api::registry::Registry::get()
+            .find("", "v1", "pods")
+            .unwrap();
+        let obj = br#"{"metadata":{"name":"p","namespace":"ns"},"spec":{"nodeName":"n1","containers":[{"name":"c","image":"i"}]},"status":{"phase":"Running"}}"#;
+        for (selector, want) in [
+            ("spec.nodeName=n1", Some(true)),
+            ("spec.nodeName=n2", Some(false)),
+            ("spec.nodeName!=n2,status.phase=Running", Some(true)),
+            ("metadata.namespace=ns,metadata.name=p", Some(true)),
+            ("status.podIP=", Some(true)),
+            // Absent: the type's default, whatever it is, both ways.
+            ("spec.restartPolicy=Always", None),
+            ("spec.schedulerName=default-scheduler", None),
+        ] {
+            let opts = ListOptions {
+                field_selector: Some(selector.into()),
+                ..Default::default()
+            };
+            let f = Filter::new(pods, &opts).unwrap();
+            let whole: Value = serde_json::from_slice(obj).unwrap();
+            let direct = f.fields.matches(|x| pods.field_value(&whole, x));
+            assert_eq!(f.matches(obj), direct, "{selector}");
+            if let Some(want) = want {
+                assert_eq!(direct, want, "{selector}");
+            }
+        }
+    }
 }

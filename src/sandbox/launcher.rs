@@ -90,8 +90,32 @@ pub struct Launched {
     pub start: StartSignal,
 }
 
-/// The agent's handle on its launcher process. Launches are serialised;
-/// each takes a few hundred microseconds.
+/// A spec encoded for the launcher, with the join files to pass.
+pub struct Request<'a> {
+    bytes: Vec<u8>,
+    join: &'a [BorrowedFd<'a>],
+}
+
+impl<'a> Request<'a> {
+    /// Encodes `spec`; refused (the caller execs instead) when it is too
+    /// large for one message.
+    pub fn new(spec: &SandboxSpec, join: &'a [BorrowedFd<'a>]) -> Result<Request<'a>, LaunchError> {
+        let bytes = serde_json::to_vec(spec)
+            .map_err(|e| LaunchError::Unavailable(format!("cannot encode the spec: {e}")))?;
+        if bytes.len() > MAX_REQUEST || join.len() + 1 > MAX_FDS {
+            return Err(LaunchError::Unavailable(format!(
+                "request too large ({} bytes of spec, {} join files)",
+                bytes.len(),
+                join.len()
+            )));
+        }
+        Ok(Request { bytes, join })
+    }
+}
+
+/// The agent's handle on one launcher process. Its launches are
+/// serialised; each takes a few hundred microseconds on an idle machine.
+/// The agent runs a few (see [`Launchers`]).
 pub struct Launcher {
     exe: PathBuf,
     state: Mutex<State>,
@@ -171,17 +195,36 @@ impl Launcher {
         spec: &SandboxSpec,
         join: &[BorrowedFd<'_>],
     ) -> Result<Launched, LaunchError> {
-        let request = serde_json::to_vec(spec)
-            .map_err(|e| LaunchError::Unavailable(format!("cannot encode the spec: {e}")))?;
-        if request.len() > MAX_REQUEST || join.len() + 1 > MAX_FDS {
-            return Err(LaunchError::Unavailable(format!(
-                "request too large ({} bytes of spec, {} join files)",
-                request.len(),
-                join.len()
-            )));
-        }
-        let request = request.as_slice();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let request = Request::new(spec, join)?;
+        self.launch_request(&request, true)
+            .unwrap_or_else(|| Err(LaunchError::Unavailable("busy".into())))
+    }
+
+    /// Sends an encoded request; when `wait` is false and another launch
+    /// holds this launcher, returns `None` at once.
+    pub fn launch_request(
+        &self,
+        request: &Request<'_>,
+        wait: bool,
+    ) -> Option<Result<Launched, LaunchError>> {
+        let mut state = if wait {
+            self.state.lock().unwrap_or_else(|p| p.into_inner())
+        } else {
+            match self.state.try_lock() {
+                Ok(s) => s,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+            }
+        };
+        Some(self.launch_locked(&mut state, &request.bytes, request.join))
+    }
+
+    fn launch_locked(
+        &self,
+        state: &mut State,
+        request: &[u8],
+        join: &[BorrowedFd<'_>],
+    ) -> Result<Launched, LaunchError> {
         let (read, write) = pipe().map_err(LaunchError::Failed)?;
         let mut fds = vec![write.as_raw_fd()];
         fds.extend(join.iter().map(|f| f.as_raw_fd()));
@@ -233,6 +276,51 @@ impl Launcher {
             pid,
             start: StartSignal::from_fd(read),
         })
+    }
+}
+
+/// Several launcher processes, so that starts overlap: while one waits for
+/// its new sandbox to join its cgroups and report, another forks. A start
+/// goes to the first idle launcher, or waits for one in turn.
+pub struct Launchers {
+    all: Vec<Launcher>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Launchers {
+    /// `count` launchers (at least one) running `exe sandbox-launcher`,
+    /// each started on first use.
+    pub fn new(exe: &Path, count: usize) -> io::Result<Launchers> {
+        let all = (0..count.max(1))
+            .map(|_| Launcher::new(exe))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Launchers {
+            all,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// As [`Launcher::launch`], on an idle launcher if there is one.
+    pub fn launch(
+        &self,
+        spec: &SandboxSpec,
+        join: &[BorrowedFd<'_>],
+    ) -> Result<Launched, LaunchError> {
+        let request = Request::new(spec, join)?;
+        for l in &self.all {
+            if let Some(r) = l.launch_request(&request, false) {
+                return r;
+            }
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.all.len();
+        self.all[i]
+            .launch_request(&request, true)
+            .unwrap_or_else(|| Err(LaunchError::Unavailable("busy".into())))
+    }
+
+    /// The pids of the launchers that are running.
+    pub fn pids(&self) -> Vec<u32> {
+        self.all.iter().filter_map(Launcher::pid).collect()
     }
 }
 

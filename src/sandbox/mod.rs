@@ -31,7 +31,9 @@ pub mod testing;
 
 pub use cache::{CacheError, CachedArtifact, ModuleCache, detect_kind};
 pub use engine::{EngineRole, engine_config, engine_fingerprint, new_engine};
-pub use launcher::{LAUNCHER_SUBCOMMAND, LaunchError, Launched, Launcher, launcher_main};
+pub use launcher::{
+    LAUNCHER_SUBCOMMAND, LaunchError, Launched, Launcher, Launchers, launcher_main,
+};
 pub use logs::{CriLogWriter, LogError, LogFollower, LogOptions, read_logs};
 pub use run::sandbox_main;
 pub use spawn::{
