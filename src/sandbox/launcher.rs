@@ -13,11 +13,10 @@
 //! 1. receives a request over a Unix socket: the spec (JSON; no file is
 //!    written), the write end of the sandbox's start pipe and the opened
 //!    cgroup join files (as `SCM_RIGHTS`);
-//! 2. forks an intermediate process which forks the sandbox and exits at
-//!    once, so the sandbox is orphaned and re-parented to the agent, which
-//!    marks itself a child subreaper: the sandbox ends up the agent's child
-//!    exactly as an exec'd one would (`waitpid`, pidfds and exit statuses
-//!    work unchanged);
+//! 2. forks the sandbox with `clone(CLONE_PARENT)`, so that it is the
+//!    agent's child, as an exec'd one would be (`waitpid`, pidfds and exit
+//!    statuses work unchanged); the agent also marks itself a child
+//!    subreaper, so anything a sandbox leaves behind comes to it;
 //! 3. the sandbox starts a new session, points stdio at `/dev/null`, joins
 //!    its cgroups by writing `0` (the caller) to each join file, and only
 //!    then reports its pid; the module runs inside its limits or not at
@@ -26,8 +25,7 @@
 //!    module, not per sandbox), exactly as `wasmk sandbox --spec FILE` would, and shows
 //!    `wasmk sandbox --pod NS/NAME --container C --uid UID` as its command
 //!    line;
-//! 4. the launcher reaps the intermediate (the sandbox is now the agent's)
-//!    and answers with the pid, or with the error.
+//! 4. the launcher answers with the pid, or with the error.
 //!
 //! The launcher must stay single-threaded, as `fork` copies only the
 //! calling thread: it checks this before serving. It exits when the agent
@@ -168,8 +166,9 @@ impl Drop for Conn {
 
 impl Launcher {
     /// A launcher running `exe sandbox-launcher`, started on first use.
-    /// Makes this process a child subreaper, so that sandboxes the launcher
-    /// forks become its children.
+    /// The sandboxes it forks are this process's children; it also becomes
+    /// a child subreaper, so whatever they leave behind comes to it rather
+    /// than to init.
     pub fn new(exe: &Path) -> io::Result<Launcher> {
         // SAFETY: prctl with an integer argument.
         if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
@@ -710,46 +709,28 @@ struct Launch<'a> {
 }
 
 impl Launch<'_> {
-    /// Forks the sandbox through an intermediate process; returns its pid
-    /// and 0, or an errno (with the pid of a sandbox that failed to join).
+    /// Forks the sandbox as a child of the launcher's parent (the agent);
+    /// returns its pid and 0, or an errno (with the pid of a sandbox that
+    /// failed to join, which the agent reaps).
     fn fork(self) -> (u32, i32) {
         let (read, write) = match pipe() {
             Ok(p) => p,
             Err(e) => return (0, e.raw_os_error().unwrap_or(libc::EIO)),
         };
-        // SAFETY: the launcher is single-threaded (checked at start-up), so
-        // the child is a complete copy of it.
-        match unsafe { libc::fork() } {
-            -1 => (
-                0,
-                io::Error::last_os_error()
-                    .raw_os_error()
-                    .unwrap_or(libc::EIO),
-            ),
-            0 => {
+        match clone_sibling() {
+            Err(e) => (0, e.raw_os_error().unwrap_or(libc::EIO)),
+            Ok(0) => {
                 drop(read);
-                // SAFETY: as above; the intermediate only forks and exits.
-                match unsafe { libc::fork() } {
-                    0 => self.sandbox(write),
-                    -1 => {
-                        let errno = io::Error::last_os_error()
-                            .raw_os_error()
-                            .unwrap_or(libc::EIO);
-                        report(&write, 0, errno);
-                    }
-                    _ => {}
-                }
-                // SAFETY: leaves at once, skipping the launcher's exit
-                // handlers; the sandbox is now an orphan.
-                unsafe { libc::_exit(0) }
+                self.sandbox(write)
             }
-            intermediate => {
+            Ok(pid) => {
                 drop(write);
                 let mut out = [0u8; 8];
-                let got = read_full(&read, &mut out);
-                wait_blocking(intermediate.unsigned_abs());
-                if got != out.len() {
-                    return (0, libc::ECHILD);
+                // The sandbox reports once it has joined its cgroups; if it
+                // died first, the pipe closes with nothing in it (and the
+                // agent reaps it by the pid given).
+                if read_full(&read, &mut out) != out.len() {
+                    return (pid, libc::ECHILD);
                 }
                 decode(&out)
             }
@@ -799,6 +780,38 @@ impl Launch<'_> {
         // SAFETY: the record and logs are written; skip the launcher's exit
         // handlers.
         unsafe { libc::_exit(code) }
+    }
+}
+
+/// `fork`, except that the child's parent is this process's parent:
+/// `clone(CLONE_PARENT)`, which glibc has no wrapper for. Returns 0 in
+/// the child and its pid in the caller.
+///
+/// The launcher is single-threaded and holds no lock when it calls this,
+/// so the child is a complete copy, as after `fork`. What glibc's `fork`
+/// would also do is refresh the thread id cached in the child's thread
+/// descriptor; the child keeps the launcher's. glibc reads the real one
+/// where it matters to a single process (`raise` and `abort` ask the
+/// kernel, as after `vfork`), and the cached one only serves to tell
+/// threads of one process apart, which a dead launcher's id still does.
+fn clone_sibling() -> io::Result<u32> {
+    let flags = libc::CLONE_PARENT as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: clone without CLONE_VM and with a null stack has fork's
+    // semantics (the child runs on a copy of this stack); every other
+    // argument is unused with these flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        pid => Ok(u32::try_from(pid).unwrap_or(0)),
     }
 }
 
