@@ -690,12 +690,30 @@ fn an_agent_killed_with_9_readopts_its_pods() {
     n.cluster.start("127.0.0.1:0");
     let gone = eventually(WAIT, || (!orphan_dir.exists()).then_some(()));
     assert!(gone.is_some(), "{} was not removed", orphan_dir.display());
+    // Its log and records went with it; the other pod's stay.
+    let files_of = |uid: &str| -> Vec<String> {
+        let prefix = format!("{uid}.");
+        std::fs::read_dir(n.cluster.data_dir.join("agent/pods"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with(&prefix))
+            .collect()
+    };
+    let left = eventually(WAIT, || files_of(&orphan_uid).is_empty().then_some(()));
+    assert!(left.is_some(), "{:?}", files_of(&orphan_uid));
+    assert!(!files_of(&uid).is_empty(), "the running pod's log is kept");
 
     n.cluster
         .kubectl_ok(&["delete", "pod", "worker", "--timeout=60s"]);
     for pid in before {
         assert!(!alive(pid), "sandbox {pid} still runs");
     }
+    assert_eq!(
+        files_of(&uid),
+        Vec::<String>::new(),
+        "a deleted pod's files"
+    );
 }
 
 /// The HTTP status of a `curl` request, with an optional bearer token.
