@@ -874,3 +874,23 @@ fn a_pool_of_launchers_starts_sandboxes_side_by_side() {
         assert!(stat_field(pid, 4).is_none(), "launcher {pid} still there");
     }
 }
+
+#[test]
+fn a_pool_passes_a_start_over_a_dead_launcher() {
+    let node = Node::new();
+    let pool = Launchers::new(&exe(), 2).unwrap();
+    let spec = node.spec("hello", ModuleKind::Module, &[]);
+    let first = pool.launch(&spec, &[]).unwrap();
+    let dead = pool.pids();
+    assert_eq!(dead.len(), 1, "launchers start on first use: {dead:?}");
+    // SAFETY: kill(2) of a launcher, a child of this process.
+    unsafe { libc::kill(dead[0] as i32, libc::SIGKILL) };
+    let o = Running::new(first.pid, first.start, &spec).finish(StartStatus::Started, RUN_BOUND);
+    assert_eq!(o.record.reason, TerminationReason::Completed);
+    // The dead one is not restarted within a second of its start; the
+    // other takes the start.
+    let second = pool.launch(&spec, &[]).unwrap();
+    let o = Running::new(second.pid, second.start, &spec).finish(StartStatus::Started, RUN_BOUND);
+    assert_eq!(o.record.reason, TerminationReason::Completed);
+    assert!(!pool.pids().contains(&dead[0]), "{:?}", pool.pids());
+}

@@ -299,20 +299,32 @@ impl Launchers {
         })
     }
 
-    /// As [`Launcher::launch`], on an idle launcher if there is one.
+    /// As [`Launcher::launch`], on an idle launcher if there is one. A
+    /// launcher that is unavailable (dead and not restarted yet) passes
+    /// the start on; the caller hears why only when none can take it.
     pub fn launch(
         &self,
         spec: &SandboxSpec,
         join: &[BorrowedFd<'_>],
     ) -> Result<Launched, LaunchError> {
         let request = Request::new(spec, join)?;
-        for l in &self.all {
-            if let Some(r) = l.launch_request(&request, false) {
-                return r;
+        let mut unavailable = None;
+        let mut busy = Vec::new();
+        for (i, l) in self.all.iter().enumerate() {
+            match l.launch_request(&request, false) {
+                None => busy.push(i),
+                Some(Err(e @ LaunchError::Unavailable(_))) => unavailable = Some(e),
+                Some(r) => return r,
             }
         }
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.all.len();
-        self.all[i]
+        if busy.is_empty() {
+            return Err(
+                unavailable.unwrap_or_else(|| LaunchError::Unavailable("no launcher".into()))
+            );
+        }
+        // All working ones are busy: wait for one of them, in turn.
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.all[busy[turn % busy.len()]]
             .launch_request(&request, true)
             .unwrap_or_else(|| Err(LaunchError::Unavailable("busy".into())))
     }
