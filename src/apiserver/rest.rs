@@ -297,7 +297,17 @@ impl Filter {
             let Some(v) = selected_fields(obj, self.fields.fields()) else {
                 return false;
             };
-            return self.fields.matches(|f| self.rt.field_value(&v, f));
+            // A field the selected parts cannot answer (one that needs the
+            // typed object, say) is asked of the whole object.
+            let whole = std::cell::OnceCell::new();
+            return self.fields.matches(|f| {
+                self.rt.field_value(&v, f).or_else(|| {
+                    whole
+                        .get_or_init(|| serde_json::from_slice::<Value>(obj).ok())
+                        .as_ref()
+                        .and_then(|w| self.rt.field_value(w, f))
+                })
+            });
         }
         true
     }
@@ -1620,7 +1630,7 @@ mod tests {
         let pods: &'static dyn DynResource = crate::api::registry::Registry::get()
             .find("", "v1", "pods")
             .unwrap();
-        let obj = br#"{"metadata":{"name":"p","namespace":"ns"},"spec":{"nodeName":"n1","containers":[{"name":"c","image":"i"}]},"status":{"phase":"Running"}}"#;
+        let obj = br#"{"metadata":{"name":"p","namespace":"ns"},"spec":{"nodeName":"n1","containers":[{"name":"c","image":"i"}]},"status":{"phase":"Running","nominatedNodeName":null}}"#;
         for (selector, want) in [
             ("spec.nodeName=n1", Some(true)),
             ("spec.nodeName=n2", Some(false)),
@@ -1630,6 +1640,8 @@ mod tests {
             // Absent: the type's default, whatever it is, both ways.
             ("spec.restartPolicy=Always", None),
             ("spec.schedulerName=default-scheduler", None),
+            // Null: answered like on the whole object.
+            ("status.nominatedNodeName=", None),
         ] {
             let opts = ListOptions {
                 field_selector: Some(selector.into()),
