@@ -27,8 +27,9 @@ use serde::{Deserialize, Serialize};
 
 use super::process::{CheckpointError, ContainerCheckpoint, PodCheckpoint};
 
-/// The journal is rewritten once it is larger than this many times the
-/// live state (and larger than [`MIN_COMPACT_BYTES`]).
+/// The journal is rewritten once it is larger than this many times its
+/// length after the last rewrite (the live state then), and larger than
+/// [`MIN_COMPACT_BYTES`].
 const GROWTH: u64 = 4;
 const MIN_COMPACT_BYTES: u64 = 256 * 1024;
 
@@ -62,6 +63,8 @@ struct Inner {
     file: File,
     /// Bytes in the file.
     len: u64,
+    /// Bytes in the file right after the last rewrite.
+    rewritten_len: u64,
     pods: HashMap<String, PodState>,
 }
 
@@ -180,6 +183,7 @@ impl Journal {
             inner: Mutex::new(Inner {
                 file,
                 len,
+                rewritten_len: len,
                 pods: pods.clone(),
             }),
         };
@@ -189,6 +193,11 @@ impl Journal {
     /// What the journal holds for `uid`.
     pub fn get(&self, uid: &str) -> Option<PodState> {
         self.inner.lock().pods.get(uid).cloned()
+    }
+
+    /// Whether the journal holds anything for `uid`.
+    pub fn contains(&self, uid: &str) -> bool {
+        self.inner.lock().pods.contains_key(uid)
     }
 
     /// Records the pod a state directory belongs to.
@@ -215,7 +224,7 @@ impl Journal {
 
     /// Drops everything recorded for `uid` (its state directory is gone).
     pub fn forget(&self, uid: &str) -> Result<(), CheckpointError> {
-        if !self.inner.lock().pods.contains_key(uid) {
+        if !self.contains(uid) {
             return Ok(());
         }
         self.append(Record::Forget {
@@ -233,31 +242,25 @@ impl Journal {
             .map_err(write_err(&self.path))?;
         inner.len += bytes.len() as u64;
         apply(&mut inner.pods, record);
-        if inner.len > MIN_COMPACT_BYTES {
-            let live: u64 = inner
-                .pods
-                .values()
-                .map(|s| 300 * (1 + s.containers.len() as u64))
-                .sum();
-            if inner.len > GROWTH * live {
-                self.compact(&mut inner);
-            }
+        if inner.len > MIN_COMPACT_BYTES.max(GROWTH * inner.rewritten_len) {
+            self.compact(&mut inner);
         }
         Ok(())
     }
 
     /// Rewrites the file from the live state. On failure the old file
-    /// stays in use (it holds the same state, only longer).
+    /// stays in use (it holds the same state, only longer), and the next
+    /// try waits until it has grown as much again.
     fn compact(&self, inner: &mut Inner) {
         match rewrite(&self.path, &inner.pods) {
             Ok((file, len)) => {
                 inner.file = file;
                 inner.len = len;
+                inner.rewritten_len = len;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot compact the checkpoint journal");
-                // Do not retry on every append.
-                inner.len = 0;
+                inner.rewritten_len = inner.len;
             }
         }
     }

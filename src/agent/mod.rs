@@ -126,9 +126,9 @@ pub struct AgentConfig {
     pub stats_interval: Duration,
     /// How long a "being created" status may wait for the start to finish:
     /// a pod that starts within it is written once, as Running. In a burst
-    /// of starts this halves the status writes (and their Raft entries and
-    /// watch events); a pod whose start takes longer shows
-    /// ContainerCreating after it.
+    /// of starts this saves status writes (and their Raft entries and watch
+    /// events); a pod whose start takes longer shows ContainerCreating
+    /// after it.
     pub status_coalesce: Duration,
     pub log_rotation: LogRotation,
     /// The binary whose `sandbox` subcommand runs containers.

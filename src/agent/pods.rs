@@ -156,8 +156,7 @@ impl PodManager {
                     }
                     None => {
                         let ctx = self.ctx.clone();
-                        let known =
-                            ctx.journal.get(&uid).is_some() || ctx.layout.pod_dir(&uid).exists();
+                        let known = ctx.journal.contains(&uid) || ctx.layout.pod_dir(&uid).exists();
                         if known && !uid.is_empty() {
                             tokio::task::spawn_blocking(move || clean_orphan(&ctx, &uid));
                         }

@@ -16,11 +16,6 @@ use serde::{Deserialize, Serialize};
 pub enum CheckpointError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("invalid checkpoint {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
 }

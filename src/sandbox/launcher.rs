@@ -89,7 +89,7 @@ pub struct Launched {
 }
 
 /// A spec encoded for the launcher, with the join files to pass.
-pub struct Request<'a> {
+struct Request<'a> {
     bytes: Vec<u8>,
     join: &'a [BorrowedFd<'a>],
 }
@@ -97,7 +97,7 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// Encodes `spec`; refused (the caller execs instead) when it is too
     /// large for one message.
-    pub fn new(spec: &SandboxSpec, join: &'a [BorrowedFd<'a>]) -> Result<Request<'a>, LaunchError> {
+    fn new(spec: &SandboxSpec, join: &'a [BorrowedFd<'a>]) -> Result<Request<'a>, LaunchError> {
         let bytes = serde_json::to_vec(spec)
             .map_err(|e| LaunchError::Unavailable(format!("cannot encode the spec: {e}")))?;
         if bytes.len() > MAX_REQUEST || join.len() + 1 > MAX_FDS {
@@ -194,26 +194,22 @@ impl Launcher {
         spec: &SandboxSpec,
         join: &[BorrowedFd<'_>],
     ) -> Result<Launched, LaunchError> {
-        let request = Request::new(spec, join)?;
-        self.launch_request(&request, true)
-            .unwrap_or_else(|| Err(LaunchError::Unavailable("busy".into())))
+        self.launch_request(&Request::new(spec, join)?)
     }
 
-    /// Sends an encoded request; when `wait` is false and another launch
-    /// holds this launcher, returns `None` at once.
-    pub fn launch_request(
-        &self,
-        request: &Request<'_>,
-        wait: bool,
-    ) -> Option<Result<Launched, LaunchError>> {
-        let mut state = if wait {
-            self.state.lock().unwrap_or_else(|p| p.into_inner())
-        } else {
-            match self.state.try_lock() {
-                Ok(s) => s,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return None,
-            }
+    /// Sends an encoded request, waiting for a launch in progress.
+    fn launch_request(&self, request: &Request<'_>) -> Result<Launched, LaunchError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.launch_locked(&mut state, &request.bytes, request.join)
+    }
+
+    /// As [`Launcher::launch_request`], or `None` at once when another
+    /// launch holds this launcher.
+    fn try_launch_request(&self, request: &Request<'_>) -> Option<Result<Launched, LaunchError>> {
+        let mut state = match self.state.try_lock() {
+            Ok(s) => s,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
         };
         Some(self.launch_locked(&mut state, &request.bytes, request.join))
     }
@@ -311,7 +307,7 @@ impl Launchers {
         let mut unavailable = None;
         let mut busy = Vec::new();
         for (i, l) in self.all.iter().enumerate() {
-            match l.launch_request(&request, false) {
+            match l.try_launch_request(&request) {
                 None => busy.push(i),
                 Some(Err(e @ LaunchError::Unavailable(_))) => unavailable = Some(e),
                 Some(r) => return r,
@@ -324,9 +320,7 @@ impl Launchers {
         }
         // All working ones are busy: wait for one of them, in turn.
         let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.all[busy[turn % busy.len()]]
-            .launch_request(&request, true)
-            .unwrap_or_else(|| Err(LaunchError::Unavailable("busy".into())))
+        self.all[busy[turn % busy.len()]].launch_request(&request)
     }
 
     /// The pids of the launchers that are running.
@@ -617,7 +611,7 @@ pub fn launcher_main() -> i32 {
                 continue;
             }
         };
-        let preloaded = match &engine {
+        let prepared = match &engine {
             Some(e) if spec.max_wasm_stack_bytes.is_none() => preload(&mut modules, e, &spec),
             _ => None,
         };
@@ -642,7 +636,7 @@ pub fn launcher_main() -> i32 {
             joins,
             spec,
             engine: engine.clone(),
-            preloaded,
+            prepared,
         };
         let (pid, errno) = launch.fork();
         if reply(&sock, pid, errno).is_err() {
@@ -717,7 +711,7 @@ struct Launch<'a> {
     joins: Vec<OwnedFd>,
     spec: SandboxSpec,
     engine: Option<Engine>,
-    preloaded: Option<Prepared>,
+    prepared: Option<Prepared>,
 }
 
 impl Launch<'_> {
@@ -787,7 +781,7 @@ impl Launch<'_> {
             unsafe { libc::_exit(EXIT_START_ERROR) }
         }
         let spec = &self.spec;
-        let record = super::run::run_with(spec, Some(self.start), self.engine, self.preloaded);
+        let record = super::run::run_with(spec, Some(self.start), self.engine, self.prepared);
         let code = super::run::finish(spec, record);
         // SAFETY: the record and logs are written; skip the launcher's exit
         // handlers.

@@ -360,16 +360,15 @@ impl Prepared {
                     wasmtime::component::Linker::new(engine);
                 wasmtime_wasi::p2::add_to_linker_async(&mut linker)
                     .map_err(|e| format!("cannot set up WASI preview 2: {e:#}"))?;
-                let pre = linker.instantiate_pre(&component).map_err(|e| {
-                    format!(
-                        "cannot instantiate component {module_name} as a wasi:cli command: {e:#}"
-                    )
-                })?;
-                CommandPre::new(pre).map(Prepared::Component).map_err(|e| {
-                    format!(
-                        "cannot instantiate component {module_name} as a wasi:cli command: {e:#}"
-                    )
-                })
+                linker
+                    .instantiate_pre(&component)
+                    .and_then(CommandPre::new)
+                    .map(Prepared::Component)
+                    .map_err(|e| {
+                        format!(
+                            "cannot instantiate component {module_name} as a wasi:cli command: {e:#}"
+                        )
+                    })
             }
         }
     }
