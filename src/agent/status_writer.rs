@@ -6,8 +6,12 @@
 //! times before its write goes out gets one write.
 //!
 //! "Due" lets progress that is about to be superseded wait a little: a
-//! status showing a container being created is held back a few
-//! milliseconds, so a pod that starts quickly is written once, as Running.
+//! status showing a container being created is held back for a while, so a
+//! pod that starts quickly is written once, as Running. A pod whose start
+//! is queued behind others (all spawn slots busy) is held for as long as it
+//! waits ([`StatusWriter::hold`]): in a burst of starts its "being created"
+//! write would only take CPU from the starts ahead of it, and it is
+//! superseded by its Running write soon after its turn comes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -37,6 +41,11 @@ struct Entry {
     /// When the next write is due; `None` when nothing is pending.
     due: Option<(Instant, u64)>,
     in_flight: bool,
+    /// Holds taken by starts waiting for a spawn slot; while there are
+    /// any, a deferred write waits (see [`StatusWriter::hold`]).
+    holds: u32,
+    /// A deferred write is waiting for the holds to end.
+    held: bool,
 }
 
 #[derive(Default)]
@@ -102,6 +111,21 @@ fn rv_number(v: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// A hold on a pod's deferred status writes (see [`StatusWriter::hold`]);
+/// released when dropped, also when the waiting start is cancelled.
+#[must_use = "the hold ends when this is dropped"]
+pub struct Hold {
+    writer: StatusWriter,
+    uid: String,
+    then: Duration,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.writer.release(&self.uid, self.then);
+    }
+}
+
 /// The handle workers and the pod watch use. Cheap to clone.
 #[derive(Clone)]
 pub struct StatusWriter {
@@ -152,6 +176,8 @@ impl StatusWriter {
                         known_rv: rv,
                         due: None,
                         in_flight: false,
+                        holds: 0,
+                        held: false,
                     },
                 );
             }
@@ -172,7 +198,55 @@ impl StatusWriter {
         if merge_patch(&e.known, &e.desired).is_none() && !e.in_flight {
             return;
         }
+        if e.holds > 0 && !delay.is_zero() {
+            // Deferrable, and its start is still queued: written when the
+            // hold ends (unless something urgent comes first).
+            e.held = true;
+            return;
+        }
+        // This write carries whatever was held.
+        e.held = false;
         st.schedule(uid, Instant::now() + delay);
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Holds back `uid`'s deferred writes while one of its starts waits
+    /// for a spawn slot; dropping the guard ends the hold, and a held write
+    /// is then due within `then` (the time the start itself may take
+    /// before its progress is shown). Writes asked for without delay are
+    /// not held.
+    pub fn hold(&self, uid: &str, then: Duration) -> Hold {
+        let mut st = self.state.lock();
+        let now = Instant::now();
+        if let Some(e) = st.entries.get_mut(uid) {
+            e.holds += 1;
+            if let Some(key) = e.due
+                && key.0 > now
+                && !e.in_flight
+            {
+                e.due = None;
+                e.held = true;
+                st.queue.remove(&key);
+            }
+        }
+        Hold {
+            writer: self.clone(),
+            uid: uid.to_string(),
+            then,
+        }
+    }
+
+    fn release(&self, uid: &str, then: Duration) {
+        let mut st = self.state.lock();
+        let Some(e) = st.entries.get_mut(uid) else {
+            return;
+        };
+        e.holds = e.holds.saturating_sub(1);
+        if e.holds > 0 || !std::mem::take(&mut e.held) {
+            return;
+        }
+        st.schedule(uid, Instant::now() + then);
         drop(st);
         self.wake.notify_one();
     }
@@ -194,7 +268,7 @@ impl StatusWriter {
             .lock()
             .entries
             .get(uid)
-            .is_some_and(|e| e.due.is_some() || e.in_flight)
+            .is_some_and(|e| e.due.is_some() || e.in_flight || e.held)
     }
 
     /// Runs the writers until `shutdown`.
@@ -339,6 +413,67 @@ mod tests {
         );
         w.forget("u");
         assert!(w.state.lock().entries.is_empty());
+    }
+
+    #[test]
+    fn a_held_pod_writes_its_deferred_status_only_after_the_hold() {
+        let w = StatusWriter::new();
+        w.observe("u", &pod("1", "Pending"));
+        let creating = json!({"phase": "Pending", "reason": "creating"});
+        // Set before the hold: taken off the queue by it.
+        w.set("u", creating.clone(), Duration::from_millis(1));
+        let hold = w.hold("u", Duration::from_secs(60));
+        // A second hold (another container of the pod) and a deferred
+        // change while held: still nothing due, but the write is pending.
+        let hold2 = w.hold("u", Duration::from_secs(60));
+        w.set(
+            "u",
+            json!({"phase": "Pending", "reason": "still"}),
+            Duration::from_millis(1),
+        );
+        let later = Instant::now() + Duration::from_secs(5);
+        assert!(matches!(w.state.lock().take_due(later), Err(None)));
+        assert!(w.pending("u"));
+        drop(hold);
+        assert!(matches!(w.state.lock().take_due(later), Err(None)));
+        // The last hold ends: due `then` from now, not at once.
+        drop(hold2);
+        match w.state.lock().take_due(later) {
+            Err(Some(at)) => assert!(at > later),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            w.state.lock().entries["u"].desired,
+            json!({"phase": "Pending", "reason": "still"})
+        );
+    }
+
+    #[test]
+    fn urgent_writes_go_out_during_a_hold() {
+        let w = StatusWriter::new();
+        w.observe("u", &pod("1", "Pending"));
+        let _hold = w.hold("u", Duration::from_secs(60));
+        w.set(
+            "u",
+            json!({"phase": "Pending", "x": 1}),
+            Duration::from_secs(1),
+        );
+        w.set("u", json!({"phase": "Failed"}), Duration::ZERO);
+        let mut st = w.state.lock();
+        assert_eq!(st.take_due(Instant::now()).unwrap(), "u");
+        assert!(
+            !st.entries["u"].held,
+            "the urgent write carries the held one"
+        );
+    }
+
+    #[test]
+    fn a_hold_on_an_unknown_pod_is_harmless() {
+        let w = StatusWriter::new();
+        drop(w.hold("nobody", Duration::ZERO));
+        w.observe("u", &pod("1", "Pending"));
+        w.set("u", json!({"phase": "Running"}), Duration::ZERO);
+        assert_eq!(w.state.lock().take_due(Instant::now()).unwrap(), "u");
     }
 
     #[test]

@@ -757,7 +757,15 @@ impl Starter {
             Err(e) => return self.fail(Blocker::CreateContainerError, e.to_string()),
         };
         let args = env::container_argv(&self.container, &env);
-        let permit = ctx.spawn_slots.acquire().await;
+        let permit = match ctx.spawn_slots.try_acquire() {
+            Ok(permit) => Ok(permit),
+            Err(_) => {
+                // Queued behind other starts: its "being created" status
+                // waits with it (see status_writer).
+                let _hold = ctx.status.hold(&uid, ctx.cfg.status_coalesce);
+                ctx.spawn_slots.acquire().await
+            }
+        };
         let t_wait = t0.elapsed();
         let spawned = {
             let ctx = ctx.clone();
