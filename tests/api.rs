@@ -602,3 +602,81 @@ async fn bad_input_gets_a_status_with_the_right_code() {
     assert!(e.client.get(&format!("{CMS}/s1")).await.is_ok());
     e.master.stop().await;
 }
+
+/// The master's Unix socket (what `wasmk up`'s agent uses): owner-only, the
+/// same API with the same authentication, a client that fails over to TCP
+/// when the socket is gone, and no socket file left after a stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unix_socket_serves_the_same_api_to_local_clients() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let e = start().await;
+    let path = e.master.socket.clone().expect("a socket");
+    assert_eq!(path, e.master.data_dir().join("api.sock"));
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let url = e.master.socket_url().unwrap();
+    assert!(url.starts_with("unix:/"), "{url}");
+
+    let local = ApiClient::new(
+        vec![url.clone()],
+        e.master.ca_pem.as_bytes(),
+        Some(e.master.admin_token.clone()),
+    )
+    .unwrap();
+    let mut watch = local.watch(CMS, &ListParams::default()).await.unwrap();
+    local
+        .create(CMS, &cm("over-socket", json!({})))
+        .await
+        .unwrap();
+    // Written through the socket, visible over HTTPS, and the watch
+    // (streamed over HTTP/1.1 on the socket) sees it.
+    let got = e.client.get(&format!("{CMS}/over-socket")).await.unwrap();
+    assert_eq!(got["data"]["k"], "v");
+    let ev = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("a watch event")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ev.object["metadata"]["name"], "over-socket");
+    local
+        .patch(
+            &format!("{CMS}/over-socket"),
+            PatchType::Merge,
+            &json!({"data": {"k": "w"}}),
+        )
+        .await
+        .unwrap();
+
+    // The socket does not skip authentication.
+    let anonymous = ApiClient::new(vec![url.clone()], e.master.ca_pem.as_bytes(), None).unwrap();
+    let err = anonymous.get(CMS).await.unwrap_err();
+    assert_eq!(err.code(), Some(401), "{err}");
+
+    // A socket that is not there: the next server answers, and the
+    // failure names the socket when there is no next one.
+    let missing = format!("unix:{}", e.master.data_dir().join("nope.sock").display());
+    let failover = ApiClient::new(
+        vec![missing.clone(), e.master.url.clone()],
+        e.master.ca_pem.as_bytes(),
+        Some(e.master.admin_token.clone()),
+    )
+    .unwrap();
+    let got = failover.get(&format!("{CMS}/over-socket")).await.unwrap();
+    assert_eq!(got["data"]["k"], "w");
+    let alone = ApiClient::new(
+        vec![missing],
+        e.master.ca_pem.as_bytes(),
+        Some(e.master.admin_token.clone()),
+    )
+    .unwrap();
+    let err = alone.get(CMS).await.unwrap_err().to_string();
+    assert!(err.contains("nope.sock"), "{err}");
+
+    // A relative socket path is a clear error, not a connection attempt.
+    let err = ApiClient::new(vec!["unix:api.sock".into()], &[], None).unwrap_err();
+    assert!(err.to_string().contains("absolute"), "{err}");
+
+    e.master.stop().await;
+    assert!(!path.exists(), "the socket is removed at stop");
+}

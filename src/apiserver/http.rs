@@ -13,7 +13,8 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::mpsc;
 
 use super::discovery;
@@ -72,15 +73,60 @@ impl ApiServer {
     }
 }
 
+/// Where the API server accepts connections: TCP (with TLS, unless it is
+/// off for tests), or a Unix socket for clients on the same machine
+/// (plain: the socket file's permissions keep others out, and requests
+/// still carry their tokens).
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Listener {
+        Listener::Tcp(l)
+    }
+}
+
+impl From<UnixListener> for Listener {
+    fn from(l: UnixListener) -> Listener {
+        Listener::Unix(l)
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+impl Listener {
+    /// The next connection and a name of its peer for logs.
+    async fn accept(&self) -> std::io::Result<(Box<dyn Io>, String)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (tcp, peer) = l.accept().await?;
+                let _ = tcp.set_nodelay(true);
+                Ok((Box::new(tcp), peer.to_string()))
+            }
+            Listener::Unix(l) => {
+                let (unix, _) = l.accept().await?;
+                Ok((Box::new(unix), "unix socket".to_string()))
+            }
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then stops accepting and lets open
-/// requests finish (watches end).
+/// requests finish (watches end). `tls` applies to TCP listeners only.
 pub async fn serve(
     server: Arc<ApiServer>,
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let listener = listener.into();
+    let acceptor = match listener {
+        Listener::Tcp(_) => tls.map(tokio_rustls::TlsAcceptor::from),
+        Listener::Unix(_) => None,
+    };
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     tokio::pin!(shutdown);
@@ -96,7 +142,6 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let _ = tcp.set_nodelay(true);
         let server = server.clone();
         let acceptor = acceptor.clone();
         let watcher = graceful.watcher();

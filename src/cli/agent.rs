@@ -111,7 +111,7 @@ pub fn default_node_name() -> String {
 
 #[derive(Args, Debug)]
 pub struct AgentArgs {
-    /// API server URLs, comma separated (default: the kubeconfig's).
+    /// API server URLs (`https://HOST:PORT`, or `unix:/PATH/api.sock` for a master on this machine), comma separated (default: the kubeconfig's).
     #[arg(long, value_delimiter = ',')]
     pub server: Vec<String>,
     /// File holding the node's bearer token.

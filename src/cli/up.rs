@@ -84,8 +84,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
                 .unwrap_or_else(|| SocketAddr::new(args.listen.ip(), 0));
             cfg.node_ip = args.agent.node_ip.clone().unwrap_or_default();
             args.agent.node.apply(&mut cfg)?;
+            // The master's socket first: no TLS or TCP for the agent's
+            // requests and watches; TCP if the socket goes away.
+            let servers = master
+                .socket_url()
+                .into_iter()
+                .chain([master.url.clone()])
+                .collect();
             let api = crate::client::ApiClientConfig::new(
-                vec![master.url.clone()],
+                servers,
                 master.ca_pem.clone().into_bytes(),
                 Some(token),
             );

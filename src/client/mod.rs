@@ -4,10 +4,12 @@
 //! - `kubeconfig`: kubeconfig types, resolution (`--kubeconfig`,
 //!   `$KUBECONFIG`, `~/.wasmk/kubeconfig`) and the admin kubeconfig writer
 //! - `rest`: [`ApiClient`], JSON verbs, watch, streams, failover
+//! - `connector`: TCP (rustls) or Unix-socket connections to a server
 //! - `path`: resource paths and list/watch query parameters
 //! - `watch`: watch events and their stream decoder
 //! - `error`: [`ClientError`] and decoding of `Status` error bodies
 
+pub mod connector;
 pub mod error;
 pub mod kubeconfig;
 pub mod path;

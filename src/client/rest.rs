@@ -1,6 +1,8 @@
 //! [`ApiClient`]: HTTPS to the API servers with the cluster CA, HTTP/1.1
 //! and HTTP/2 (ALPN), pooled connections, a request timeout, and failover
-//! across several server URLs.
+//! across several server URLs. A server on the same machine may also be
+//! reached through its Unix socket (`unix:/path/api.sock`, see
+//! [`super::connector`]).
 //!
 //! Failover: requests go to the server that last answered; on a connection
 //! failure (refused, TLS handshake failure, connect timeout) or a 503 the
@@ -18,13 +20,13 @@ use futures::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::connector::{Connector, unix_host, unix_socket_path};
 use super::error::{ApiError, ClientError, ConnectFailure};
 use super::kubeconfig::{self, ClusterAccess, Kubeconfig};
 use super::path::{ListParams, with_query};
@@ -138,7 +140,7 @@ struct Inner {
     servers: Vec<Server>,
     /// Index of the server that answered last.
     preferred: AtomicUsize,
-    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: Client<Connector, Full<Bytes>>,
     authorization: Option<HeaderValue>,
     request_timeout: Duration,
     upload_timeout: Duration,
@@ -187,8 +189,11 @@ impl ApiClient {
             return Err(ClientError::NoServers);
         }
         let mut servers = Vec::new();
-        for url in &config.servers {
-            servers.push(parse_server(url)?);
+        let mut sockets = Vec::new();
+        for (index, url) in config.servers.iter().enumerate() {
+            let (server, socket) = parse_server(url, index)?;
+            servers.push(server);
+            sockets.push(socket);
         }
         let tls_config = match (&config.ca_pem, config.insecure_skip_tls_verify) {
             (_, true) => tls::insecure_client_config(config.identity.as_ref())?,
@@ -224,7 +229,7 @@ impl ApiClient {
             }
             None => builder,
         };
-        let connector = builder.enable_all_versions().wrap_connector(tcp);
+        let connector = Connector::new(builder.enable_all_versions().wrap_connector(tcp), sockets);
         let http = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
@@ -560,18 +565,30 @@ impl ApiClient {
     }
 }
 
-fn parse_server(url: &str) -> Result<Server, ClientError> {
+/// The `index`th server, and its socket when it is a `unix:` one.
+fn parse_server(
+    url: &str,
+    index: usize,
+) -> Result<(Server, Option<std::path::PathBuf>), ClientError> {
     let invalid = |reason: &str| ClientError::InvalidUrl {
         url: url.to_string(),
         reason: reason.to_string(),
     };
+    if let Some(path) = unix_socket_path(url) {
+        let path = path.map_err(invalid)?;
+        let server = Server {
+            url: url.trim().to_string(),
+            base: format!("http://{}", unix_host(index)),
+        };
+        return Ok((server, Some(path)));
+    }
     let uri: Uri = url
         .trim()
         .parse()
         .map_err(|e: http::uri::InvalidUri| invalid(&e.to_string()))?;
     match uri.scheme_str() {
         Some("https") | Some("http") => {}
-        _ => return Err(invalid("scheme must be https or http")),
+        _ => return Err(invalid("scheme must be https, http or unix")),
     }
     if uri.authority().is_none() {
         return Err(invalid("no host"));
@@ -580,10 +597,11 @@ fn parse_server(url: &str) -> Result<Server, ClientError> {
         return Err(invalid("a server URL cannot have a query"));
     }
     let text = uri.to_string();
-    Ok(Server {
+    let server = Server {
         url: url.trim().to_string(),
         base: text.trim_end_matches('/').to_string(),
-    })
+    };
+    Ok((server, None))
 }
 
 async fn decode_json(

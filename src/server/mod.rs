@@ -97,6 +97,9 @@ pub struct Master {
     pub admin_token: String,
     pub ca_pem: String,
     pub data_dir: PathBuf,
+    /// The API's Unix socket (`<data-dir>/api.sock`), for clients on this
+    /// machine; `None` when it could not be bound.
+    pub socket: Option<PathBuf>,
     /// This master's membership duties, when it is one of several.
     pub membership: Option<Arc<Membership>>,
     transport: Option<Arc<PeerTransport>>,
@@ -269,6 +272,7 @@ impl Master {
         );
         {
             let mut rx = rx.clone();
+            let server = server.clone();
             tasks.push(tokio::spawn(async move {
                 let stop = async move {
                     let _ = rx.wait_for(|s| *s).await;
@@ -278,6 +282,24 @@ impl Master {
                 }
             }));
         }
+        let socket = match bind_socket(&cfg.data_dir.join(SOCKET_FILE)) {
+            Ok((path, listener)) => {
+                let mut rx = rx.clone();
+                tasks.push(tokio::spawn(async move {
+                    let stop = async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    };
+                    if let Err(e) = crate::apiserver::serve(server, listener, None, stop).await {
+                        tracing::error!(error = %e, "API server (Unix socket) stopped");
+                    }
+                }));
+                Some(path)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no Unix socket for local clients; they use TCP");
+                None
+            }
+        };
         if ha.is_some() {
             // There may be no leader yet: keep trying in the background.
             let api = api.clone();
@@ -324,6 +346,7 @@ impl Master {
             admin_token,
             ca_pem,
             data_dir: cfg.data_dir,
+            socket,
             membership,
             transport: peer_transport,
             shutdown,
@@ -352,11 +375,43 @@ impl Master {
         }
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+        if let Some(path) = &self.socket {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// The URL of [`Master::socket`] (`unix:/…/api.sock`), for an
+    /// [`crate::client::ApiClient`] on this machine.
+    pub fn socket_url(&self) -> Option<String> {
+        let path = self.socket.as_ref()?.to_str()?;
+        Some(format!("{}{path}", crate::client::connector::UNIX_SCHEME))
     }
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
+}
+
+/// The API's Unix socket in the data directory.
+pub const SOCKET_FILE: &str = "api.sock";
+
+/// Binds the Unix socket at `path` (replacing a socket left by a master
+/// that stopped without removing it), readable and writable by its owner
+/// only.
+fn bind_socket(path: &Path) -> Result<(PathBuf, tokio::net::UnixListener)> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            anyhow::bail!("{} exists and is not a socket", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))?;
+    Ok((path.to_path_buf(), listener))
 }
 
 /// Creates the system namespaces if they are missing.
