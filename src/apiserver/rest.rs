@@ -168,12 +168,43 @@ fn rv_of(v: &Value) -> ApiResult<Option<u64>> {
     }
 }
 
-fn without_rv(v: &Value) -> Value {
-    let mut c = v.clone();
-    if let Some(m) = c.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
+/// Whether two objects are equal but for `metadata.resourceVersion`
+/// (without copying them).
+fn same_but_rv(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let fields =
+        |o: &'_ serde_json::Map<String, Value>| o.keys().filter(|k| *k != "metadata").count();
+    if fields(a) != fields(b)
+        || a.iter()
+            .filter(|(k, _)| *k != "metadata")
+            .any(|(k, v)| b.get(k) != Some(v))
+    {
+        return false;
     }
-    c
+    match (a.get("metadata"), b.get("metadata")) {
+        (Some(Value::Object(ma)), Some(Value::Object(mb))) => {
+            let keys = |m: &'_ serde_json::Map<String, Value>| {
+                m.keys().filter(|k| *k != "resourceVersion").count()
+            };
+            keys(ma) == keys(mb)
+                && ma
+                    .iter()
+                    .filter(|(k, _)| *k != "resourceVersion")
+                    .all(|(k, v)| mb.get(k) == Some(v))
+        }
+        (ma, mb) => ma == mb,
+    }
+}
+
+/// `object` as the store wrote it at `rv`: the store only sets the
+/// resourceVersion, so there is no need to parse its bytes back.
+fn stored_at(mut object: Value, rv: u64) -> Value {
+    if let Some(m) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    }
+    object
 }
 
 fn admit_err(info: &ResourceInfo, name: &str, e: AdmitError) -> ApiError {
@@ -561,17 +592,8 @@ impl Api {
                 key,
                 serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()))?,
             ));
-            let create_index = ops.len() - 1;
             match self.store.txn_fenced(ops, self.fence_term).await {
-                Ok(applied) => {
-                    let stored = applied
-                        .objects
-                        .get(create_index)
-                        .cloned()
-                        .flatten()
-                        .unwrap_or_default();
-                    return Ok((parse_json(&stored)?, admitted.warnings));
-                }
+                Ok(applied) => return Ok((stored_at(object, applied.rv), admitted.warnings)),
                 Err(StoreError::Apply(ApplyError::AlreadyExists { key }))
                     if key.starts_with(&info.qualified()) =>
                 {
@@ -993,14 +1015,15 @@ impl Api {
                 .admit_update(&new, &current, scope, opts.field_validation)
                 .map_err(|e| admit_err(info, name, e))?;
             let object = admitted.object;
-            if without_rv(&object) == without_rv(&current) {
+            if same_but_rv(&object, &current) {
                 return Ok((current, admitted.warnings));
             }
             if opts.dry_run {
                 return Ok((object, admitted.warnings));
             }
             // Removing the last finalizer of an object being deleted deletes it.
-            let op = if finalized(&object) {
+            let deleting = finalized(&object);
+            let op = if deleting {
                 Op::delete(key.clone(), Some(stored.rv))
             } else {
                 Op::update(
@@ -1010,10 +1033,13 @@ impl Api {
                 )
             };
             let mut ops = vec![op];
-            if finalized(&object) {
+            if deleting {
                 ops.extend(self.release_ops(info, &current));
             }
             match self.store.txn_fenced(ops, self.fence_term).await {
+                Ok(applied) if !deleting => {
+                    return Ok((stored_at(object, applied.rv), admitted.warnings));
+                }
                 Ok(applied) => {
                     let v = applied
                         .objects
@@ -1117,7 +1143,7 @@ impl Api {
                     (ops, false)
                 }
                 DeletePlan::Mark(updated) => {
-                    if without_rv(&updated) == without_rv(&current) {
+                    if same_but_rv(&updated, &current) {
                         return Ok(Deleted::Pending(current));
                     }
                     let bytes = serde_json::to_vec(&updated)
@@ -1600,6 +1626,30 @@ pub fn list_decoded<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn objects_compare_equal_but_for_their_resource_version() {
+        let a = json!({"kind": "Pod", "metadata": {"name": "p", "resourceVersion": "4", "labels": {"x": "1"}}, "spec": {"a": 1}});
+        let same = json!({"kind": "Pod", "metadata": {"labels": {"x": "1"}, "name": "p", "resourceVersion": "9"}, "spec": {"a": 1}});
+        let no_rv = json!({"kind": "Pod", "metadata": {"name": "p", "labels": {"x": "1"}}, "spec": {"a": 1}});
+        assert!(same_but_rv(&a, &same));
+        assert!(same_but_rv(&a, &no_rv) && same_but_rv(&no_rv, &a));
+        let label = json!({"kind": "Pod", "metadata": {"name": "p", "resourceVersion": "4", "labels": {"x": "2"}}, "spec": {"a": 1}});
+        let spec = json!({"kind": "Pod", "metadata": {"name": "p", "resourceVersion": "4", "labels": {"x": "1"}}, "spec": {"a": 2}});
+        let extra = json!({"kind": "Pod", "metadata": {"name": "p", "resourceVersion": "4", "labels": {"x": "1"}}, "spec": {"a": 1}, "status": {}});
+        let meta_extra = json!({"kind": "Pod", "metadata": {"name": "p", "uid": "u", "labels": {"x": "1"}}, "spec": {"a": 1}});
+        let no_meta = json!({"kind": "Pod", "spec": {"a": 1}});
+        for other in [&label, &spec, &extra, &meta_extra, &no_meta] {
+            assert!(!same_but_rv(&a, other), "{other}");
+            assert!(!same_but_rv(other, &a), "{other}");
+        }
+        assert!(same_but_rv(&json!([1]), &json!([1])));
+        assert!(!same_but_rv(&json!("a"), &json!({})));
+        // What the store writes is the object with the new version.
+        let stored = stored_at(a.clone(), 12);
+        assert_eq!(stored["metadata"]["resourceVersion"], "12");
+        assert!(same_but_rv(&stored, &a));
+    }
 
     #[test]
     fn selected_fields_keep_only_the_named_paths() {
