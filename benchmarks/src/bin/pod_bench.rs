@@ -25,6 +25,12 @@
 //!   (`wasmk::agent=debug`); medians are reported.
 //!
 //! The cluster and every sandbox are removed at the end.
+//!
+//! `--work-dir DIR` puts the data dir (the Raft log, the pods' log files)
+//! on another file system than the temp dir's: `benchmarks/journaled-fs.sh`
+//! makes a fresh journalled ext4 for it, since ext4 without a journal (as on
+//! the build machines) makes each new file slower after recent deletions,
+//! which otherwise dominates the run-to-run variation (docs/benchmarks.md).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -59,6 +65,9 @@ struct Args {
     /// Also write the agent's debug lines to this file at the end.
     #[arg(long)]
     agent_log: Option<PathBuf>,
+    /// Directory for the cluster's data dir (default: the temp dir).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
 }
 
 /// Busy CPU time of the whole machine so far, in seconds (all CPUs, from
@@ -113,8 +122,12 @@ impl Drop for Cluster {
     }
 }
 
-fn start(bin: &Path) -> Result<Cluster> {
-    let dir = tempfile::tempdir()?;
+fn start(bin: &Path, work_dir: Option<&Path>) -> Result<Cluster> {
+    let dir = match work_dir {
+        Some(d) => tempfile::tempdir_in(d)
+            .with_context(|| format!("cannot make a directory in {}", d.display()))?,
+        None => tempfile::tempdir()?,
+    };
     let data = dir.path().join("data");
     let root = format!("wasmk-bench-{}", std::process::id());
     let mut child = Command::new(bin)
@@ -314,7 +327,7 @@ fn field_us(lines: &[String], event: &str, key: &str) -> Vec<f64> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let cluster = start(&args.wasmk)?;
+    let cluster = start(&args.wasmk, args.work_dir.as_deref())?;
     let c = &cluster.client;
     let worker = wasmk::sandbox::testing::try_sample("worker", wasmk::sandbox::ModuleKind::Module)?;
     let bytes = std::fs::read(&worker)?;
