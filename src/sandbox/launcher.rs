@@ -571,6 +571,7 @@ pub fn launcher_main() -> i32 {
     };
     // Sandboxes that ask for a non-default stack build their own engine.
     let engine = new_engine(EngineRole::Sandbox, None).ok();
+    super::run::warm_runtime_globals();
     match thread_count() {
         Some(1) => {}
         other => {

@@ -443,16 +443,7 @@ pub(crate) fn run_with(
         writer,
         error: None,
     })));
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        // Core modules' file operations use the blocking pool: keep it
-        // small and let idle threads go soon, so an idle pod is one thread.
-        .max_blocking_threads(2)
-        .thread_keep_alive(std::time::Duration::from_secs(1))
-        .thread_stack_size(256 * 1024)
-        .build()
-    {
+    let runtime = match sandbox_runtime() {
         Ok(rt) => rt,
         Err(e) => return start_error(format!("cannot start the WASI runtime: {e}")),
     };
@@ -470,6 +461,34 @@ pub(crate) fn run_with(
         append_message(&mut record.message, &format!("some output was lost: {e}"));
     }
     record
+}
+
+/// The sandbox's WASI runtime: one thread, IO and timers.
+fn sandbox_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        // A sandbox polls a handful of descriptors: the default room for
+        // 1,024 events per poll is a 12 KiB buffer each sandbox would fault in.
+        .max_io_events_per_tick(64)
+        // Core modules' file operations use the blocking pool: keep it
+        // small and let idle threads go soon, so an idle pod is one thread.
+        .max_blocking_threads(2)
+        .thread_keep_alive(std::time::Duration::from_secs(1))
+        .thread_stack_size(256 * 1024)
+        .build()
+}
+
+/// Run once by the launcher before it forks sandboxes: builds and drops a
+/// sandbox runtime, so tokio's process-wide state (its signal registry and
+/// the socket pair behind it, created on first use, untouched unless a
+/// tokio signal stream is opened, which neither the launcher nor a sandbox
+/// does) is created once and inherited instead of created by every
+/// sandbox. Spawns no thread.
+pub(crate) fn warm_runtime_globals() {
+    if let Err(e) = sandbox_runtime() {
+        tracing::debug!(error = %e, "sandbox runtime not pre-built");
+    }
 }
 
 fn start_error(message: String) -> TerminationRecord {
