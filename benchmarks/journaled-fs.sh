@@ -12,6 +12,7 @@ if [ "${1:-}" = "--remove" ]; then
     mnt=${2:-/mnt/wasmk-bench}
     umount "$mnt"
     rm -f "$mnt.img"
+    rmdir "$mnt" 2>/dev/null || true
     exit 0
 fi
 mnt=${1:-/mnt/wasmk-bench}
