@@ -14,7 +14,7 @@ use super::Ctx;
 use super::containers::Layout;
 use super::informer::{self, InformerEvent};
 use super::journal::PodState;
-use super::worker::{Adopted, Msg, Worker};
+use super::worker::{Adopted, Msg, Worker, discard_local};
 use crate::api::core::Pod;
 
 fn adopted(state: PodState) -> Adopted {
@@ -43,21 +43,6 @@ pub fn scan_local(layout: &Layout, journal: HashMap<String, PodState>) -> HashMa
         }
     }
     out
-}
-
-/// Kills and removes everything of a pod that no longer exists.
-fn clean_orphan(ctx: &Ctx, uid: &str) {
-    if let (Ok(mgr), Ok(cg)) = (ctx.cgroups.manager(), ctx.cgroups.pod(uid))
-        && let Err(e) = mgr.remove(&cg)
-    {
-        tracing::warn!(%uid, error = %e, "cannot remove the cgroup of a deleted pod");
-    }
-    if let Err(e) = ctx.layout.remove_pod(uid) {
-        tracing::warn!(%uid, error = %e, "cannot remove the files of a deleted pod");
-    }
-    if let Err(e) = ctx.journal.forget(uid) {
-        tracing::warn!(%uid, error = %e, "cannot drop the checkpoints of a deleted pod");
-    }
 }
 
 struct Handle {
@@ -136,7 +121,7 @@ impl PodManager {
                         if !seen.contains(&uid) {
                             tracing::info!(%uid, "removing what is left of a deleted pod");
                             let ctx = self.ctx.clone();
-                            tokio::task::spawn_blocking(move || clean_orphan(&ctx, &uid));
+                            tokio::task::spawn_blocking(move || discard_local(&ctx, &uid));
                         }
                     }
                 }
@@ -158,7 +143,7 @@ impl PodManager {
                         let ctx = self.ctx.clone();
                         let known = ctx.journal.contains(&uid) || ctx.layout.pod_dir(&uid).exists();
                         if known && !uid.is_empty() {
-                            tokio::task::spawn_blocking(move || clean_orphan(&ctx, &uid));
+                            tokio::task::spawn_blocking(move || discard_local(&ctx, &uid));
                         }
                     }
                 }

@@ -576,16 +576,7 @@ impl Worker {
                 self.tasks.spawn(async move {
                     let c = ctx.clone();
                     let u = uid.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        release_cgroups(&c, &u);
-                        if let Err(e) = c.layout.remove_pod(&u) {
-                            tracing::warn!(pod = %u, error = %e, "cannot remove the pod's files");
-                        }
-                        if let Err(e) = c.journal.forget(&u) {
-                            tracing::warn!(error = %e, "cannot drop the pod's checkpoints");
-                        }
-                    })
-                    .await;
+                    let _ = tokio::task::spawn_blocking(move || discard_local(&c, &u)).await;
                     if delete_object {
                         delete_pod(&ctx, &ns, &name, &uid).await;
                     }
@@ -667,6 +658,19 @@ fn release_cgroups(ctx: &Ctx, uid: &str) {
         && let Err(e) = mgr.remove(&cg)
     {
         tracing::warn!(%uid, error = %e, "cannot remove the pod's cgroup");
+    }
+}
+
+/// Removes everything this node holds of a pod that is done or gone: its
+/// cgroups (killing whatever still runs in them), its files and its
+/// checkpoints.
+pub(super) fn discard_local(ctx: &Ctx, uid: &str) {
+    release_cgroups(ctx, uid);
+    if let Err(e) = ctx.layout.remove_pod(uid) {
+        tracing::warn!(%uid, error = %e, "cannot remove the pod's files");
+    }
+    if let Err(e) = ctx.journal.forget(uid) {
+        tracing::warn!(%uid, error = %e, "cannot drop the pod's checkpoints");
     }
 }
 
