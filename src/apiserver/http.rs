@@ -131,7 +131,7 @@ pub async fn serve(
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (conn, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -153,32 +153,24 @@ pub async fn serve(
             });
             let builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let result = match acceptor {
+            let io: Box<dyn Io> = match acceptor {
                 Some(acc) => {
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acc.accept(tcp))
-                        .await
-                    {
-                        Ok(Ok(s)) => s,
+                    match tokio::time::timeout(Duration::from_secs(10), acc.accept(conn)).await {
+                        Ok(Ok(tls)) => Box::new(tls),
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
                             return;
                         }
                         Err(_) => return,
-                    };
-                    let conn = builder
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                        .into_owned();
-                    let conn = watcher.watch(conn);
-                    tokio::select! { r = conn => r, _ = stop_rx.recv() => Ok(()) }
+                    }
                 }
-                None => {
-                    let conn = builder
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                        .into_owned();
-                    let conn = watcher.watch(conn);
-                    tokio::select! { r = conn => r, _ = stop_rx.recv() => Ok(()) }
-                }
+                None => conn,
             };
+            let served = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
+                .into_owned();
+            let served = watcher.watch(served);
+            let result = tokio::select! { r = served => r, _ = stop_rx.recv() => Ok(()) };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
