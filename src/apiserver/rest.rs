@@ -174,28 +174,26 @@ fn same_but_rv(a: &Value, b: &Value) -> bool {
     let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
         return a == b;
     };
-    let fields =
-        |o: &'_ serde_json::Map<String, Value>| o.keys().filter(|k| *k != "metadata").count();
-    if fields(a) != fields(b)
-        || a.iter()
-            .filter(|(k, _)| *k != "metadata")
-            .any(|(k, v)| b.get(k) != Some(v))
-    {
-        return false;
-    }
-    match (a.get("metadata"), b.get("metadata")) {
-        (Some(Value::Object(ma)), Some(Value::Object(mb))) => {
-            let keys = |m: &'_ serde_json::Map<String, Value>| {
-                m.keys().filter(|k| *k != "resourceVersion").count()
-            };
-            keys(ma) == keys(mb)
-                && ma
-                    .iter()
-                    .filter(|(k, _)| *k != "resourceVersion")
-                    .all(|(k, v)| mb.get(k) == Some(v))
+    same_members_except(a, b, "metadata")
+        && match (a.get("metadata"), b.get("metadata")) {
+            (Some(Value::Object(ma)), Some(Value::Object(mb))) => {
+                same_members_except(ma, mb, "resourceVersion")
+            }
+            (ma, mb) => ma == mb,
         }
-        (ma, mb) => ma == mb,
-    }
+}
+
+/// Whether two JSON objects hold the same members, `except` aside.
+fn same_members_except(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    except: &str,
+) -> bool {
+    let others = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| *k != except).count();
+    others(a) == others(b)
+        && a.iter()
+            .filter(|(k, _)| *k != except)
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
 /// `object` as the store wrote it at `rv`: the store only sets the
